@@ -1,0 +1,427 @@
+#include "store/sqlite/sqlite_store.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <set>
+#include <string>
+
+#include "enrichd/graph_store.h"
+#include "store/conformance/graph_store_conformance.h"
+#include "store/sqlite/sqlite_migrations.h"
+
+namespace enrichd {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A fresh temporary directory, removed with everything in it at destruction.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "enrichd-sqlite-XXXXXX").string();
+    char* made = mkdtemp(pattern.data());
+    if (made == nullptr) {
+      ADD_FAILURE() << "mkdtemp failed";
+    } else {
+      path_ = made;
+    }
+  }
+  ~TempDir() {
+    std::error_code ec;
+    if (!path_.empty()) fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string File(const std::string& name) const { return (fs::path(path_) / name).string(); }
+
+ private:
+  std::string path_;
+};
+
+// The current test's database. A function-local static, so that the last temp dir is
+// removed at exit (gtest never destroys its parameter values).
+struct SqliteBackendState {
+  std::unique_ptr<TempDir> dir;
+  std::string path;
+};
+SqliteBackendState& BackendState() {
+  static SqliteBackendState state;
+  return state;
+}
+
+StoreBackend SqliteBackend() {
+  StoreBackend backend;
+  backend.name = "sqlite";
+  backend.open_fresh = []() {
+    SqliteBackendState& state = BackendState();
+    state.dir.reset();  // removes the previous test's files
+    state.dir = std::make_unique<TempDir>();
+    state.path = state.dir->File("graph.db");
+    return OpenSqliteStore(state.path);
+  };
+  backend.open_again = []() { return OpenSqliteStore(BackendState().path); };
+  return backend;
+}
+
+INSTANTIATE_TEST_SUITE_P(Sqlite, GraphStoreConformance, ::testing::Values(SqliteBackend()),
+                         StoreBackendName);
+
+// Runs SQL on a database file with a raw connection (to fake other versions / files).
+void RawExec(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  char* err = nullptr;
+  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+  std::string message = err != nullptr ? err : "";
+  sqlite3_free(err);
+  sqlite3_close(db);
+  ASSERT_EQ(rc, SQLITE_OK) << message;
+}
+
+int64_t RawCount(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) return -1;
+  sqlite3_stmt* stmt = nullptr;
+  int64_t n = -1;
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK &&
+      sqlite3_step(stmt) == SQLITE_ROW) {
+    n = sqlite3_column_int64(stmt, 0);
+  }
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return n;
+}
+
+TEST(SqliteStoreTest, MigrationsAreEmbeddedAndNumberedWithoutGaps) {
+  auto migrations = SqliteMigrations();
+  ASSERT_FALSE(migrations.empty());
+  for (std::size_t i = 0; i < migrations.size(); ++i) {
+    EXPECT_EQ(migrations[i].version, static_cast<int>(i + 1));
+    EXPECT_NE(std::string(migrations[i].sql).find("CREATE"), std::string::npos);
+  }
+}
+
+TEST(SqliteStoreTest, CreatesSchemaWithVersionAndWal) {
+  TempDir dir;
+  const std::string path = dir.File("new.db");
+  {
+    auto store = OpenSqliteStore(path);
+    ASSERT_TRUE(store.ok()) << store.status();
+    EXPECT_EQ((*store)->Describe(), "sqlite://" + path);
+  }
+  const int64_t latest = SqliteMigrations().back().version;
+  EXPECT_EQ(RawCount(path, "SELECT max(version) FROM schema_version"), latest);
+  EXPECT_EQ(RawCount(path, "SELECT count(*) FROM schema_version"), latest);
+  // Opening again and migrating again records nothing new.
+  {
+    auto store = OpenSqliteStore(path);
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE((*store)->Migrate().ok());
+  }
+  EXPECT_EQ(RawCount(path, "SELECT count(*) FROM schema_version"), latest);
+  EXPECT_EQ(RawCount(path,
+                     "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
+                     "('nodes', 'edges', 'tasks', 'schema_version')"),
+            4);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &stmt, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)), "wal");
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+}
+
+TEST(SqliteStoreTest, NewerSchemaIsRefused) {
+  TempDir dir;
+  const std::string path = dir.File("future.db");
+  {
+    auto store = OpenSqliteStore(path);
+    ASSERT_TRUE(store.ok()) << store.status();
+  }
+  const int future = SqliteMigrations().back().version + 1;
+  RawExec(path, "INSERT INTO schema_version (version, name, applied_at) VALUES (" +
+                    std::to_string(future) + ", '999_future.sql', 0)");
+  auto store = OpenSqliteStore(path);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kFailedPrecondition) << store.status();
+  EXPECT_NE(store.status().message().find("schema version " + std::to_string(future)),
+            std::string::npos)
+      << store.status();
+  EXPECT_NE(store.status().message().find("newer"), std::string::npos) << store.status();
+}
+
+TEST(SqliteStoreTest, GarbageFileIsDataLoss) {
+  TempDir dir;
+  const std::string path = dir.File("garbage.db");
+  {
+    std::ofstream out(path, std::ios::binary);
+    std::mt19937 rng(42);
+    for (int i = 0; i < 8192; ++i) out.put(static_cast<char>(rng() & 0xff));
+  }
+  auto store = OpenSqliteStore(path);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kDataLoss) << store.status();
+  EXPECT_NE(store.status().message().find(path), std::string::npos) << store.status();
+  EXPECT_NE(store.status().message().find("not a usable SQLite database"), std::string::npos)
+      << store.status();
+}
+
+TEST(SqliteStoreTest, TextFileIsDataLoss) {
+  TempDir dir;
+  const std::string path = dir.File("notes.txt");
+  {
+    std::ofstream out(path);
+    for (int i = 0; i < 200; ++i) out << "8.8.8.8\n1.1.1.1\n";
+  }
+  auto store = OpenSqliteStore(path);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kDataLoss) << store.status();
+}
+
+TEST(SqliteStoreTest, CorruptPagesAreDataLossNotACrash) {
+  TempDir dir;
+  const std::string path = dir.File("corrupt.db");
+  {
+    auto store = OpenSqliteStore(path);
+    ASSERT_TRUE(store.ok()) << store.status();
+    std::vector<SourceNode> nodes;
+    for (int i = 0; i < 2000; ++i) nodes.push_back({"ip", "192.0.2." + std::to_string(i), "{}"});
+    ASSERT_TRUE((*store)->UpsertSourceNodes(nodes).ok());
+  }
+  RawExec(path, "PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode=DELETE;");
+  const auto size = fs::file_size(path);
+  ASSERT_GT(size, 8192u);
+  {
+    // Keep the 100-byte header, overwrite the rest of the file with garbage.
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(100);
+    std::mt19937 rng(7);
+    for (std::uintmax_t i = 100; i < size; ++i) f.put(static_cast<char>(rng() & 0xff));
+  }
+  auto store = OpenSqliteStore(path);
+  if (store.ok()) {
+    // Some corruption only shows when the data is read: it must be an error, not a crash.
+    auto counts = (*store)->Counts();
+    auto exported = (*store)->GetNode("ip", "192.0.2.1");
+    EXPECT_FALSE(counts.ok() && exported.ok());
+    if (!counts.ok()) {
+      EXPECT_EQ(counts.status().code(), StatusCode::kDataLoss) << counts.status();
+    }
+  } else {
+    EXPECT_EQ(store.status().code(), StatusCode::kDataLoss) << store.status();
+  }
+}
+
+TEST(SqliteStoreTest, ForeignSqliteDatabaseIsRefusedAndLeftUnchanged) {
+  TempDir dir;
+  const std::string path = dir.File("foreign.db");
+  RawExec(path,
+          "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT);"
+          "INSERT INTO customers (name) VALUES ('alice');");
+  auto store = OpenSqliteStore(path);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kDataLoss) << store.status();
+  EXPECT_NE(store.status().message().find("not an enrichd store"), std::string::npos)
+      << store.status();
+  EXPECT_NE(store.status().message().find("customers"), std::string::npos) << store.status();
+  EXPECT_EQ(RawCount(path, "SELECT count(*) FROM sqlite_master WHERE name = 'nodes'"), 0);
+  EXPECT_EQ(RawCount(path, "SELECT count(*) FROM customers"), 1);
+}
+
+TEST(SqliteStoreTest, UnopenablePathIsAnErrorWithThePath) {
+  TempDir dir;
+  const std::string path = dir.File("no/such/dir/graph.db");
+  auto store = OpenSqliteStore(path);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kUnavailable) << store.status();
+  EXPECT_NE(store.status().message().find(path), std::string::npos) << store.status();
+  auto empty = OpenSqliteStore("");
+  ASSERT_FALSE(empty.ok());
+  EXPECT_EQ(empty.status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(SqliteStoreTest, InvalidUtf8InProvenanceStillGivesJsonProps) {
+  TempDir dir;
+  auto store = OpenSqliteStore(dir.File("utf8.db"));
+  ASSERT_TRUE(store.ok()) << store.status();
+  FakeClock clock;
+  ASSERT_TRUE((*store)->UpsertSourceNodes(std::vector<SourceNode>{{"ip", "192.0.2.1"}}).ok());
+  ASSERT_EQ((*store)
+                ->PlanDueTasks(std::vector<ProviderPlan>{{"asn", {"ip"}}}, clock.WallNow())
+                .value_or(-1),
+            1);
+  ClaimRequest request;
+  request.lease_owner = "w";
+  request.now = clock.WallNow();
+  auto claimed = (*store)->ClaimTasks(request);
+  ASSERT_TRUE(claimed.ok() && claimed->size() == 1u);
+  TaskCompletion c;
+  c.task_id = (*claimed)[0].task_id;
+  c.claim_seq = (*claimed)[0].claim_seq;
+  c.result.outcome = Outcome::kOk;
+  c.result.kind = "asn";
+  c.result.data_json = "{}";
+  c.result.provenance.endpoint = "http://127.0.0.1/\xff\xfe\xc3(ok";  // not UTF-8
+  ASSERT_EQ((*store)->CompleteTasks(std::vector<TaskCompletion>{c}).value_or(-1), 1);
+  auto view = (*store)->GetNode("ip", "192.0.2.1");
+  ASSERT_TRUE(view.ok() && view->has_value());
+  ASSERT_EQ((*view)->enrichments.size(), 1u);
+  auto props = nlohmann::json::parse((*view)->enrichments[0].props_json, nullptr, false);
+  ASSERT_FALSE(props.is_discarded()) << (*view)->enrichments[0].props_json;
+  EXPECT_EQ(props["endpoint"], "http://127.0.0.1/\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd(ok");
+}
+
+TEST(SqliteStoreTest, ClaimUsesTheDueIndex) {
+  TempDir dir;
+  const std::string path = dir.File("plan.db");
+  { ASSERT_TRUE(OpenSqliteStore(path).ok()); }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db,
+                               "EXPLAIN QUERY PLAN SELECT id FROM tasks WHERE status = 'pending' "
+                               "AND next_attempt_at <= 5 ORDER BY next_attempt_at, id LIMIT 10",
+                               -1, &stmt, nullptr),
+            SQLITE_OK);
+  std::string plan;
+  while (sqlite3_step(stmt) == SQLITE_ROW) {
+    plan += reinterpret_cast<const char*>(sqlite3_column_text(stmt, 3));
+    plan += "\n";
+  }
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  EXPECT_NE(plan.find("tasks_due"), std::string::npos) << plan;
+  EXPECT_EQ(plan.find("TEMP B-TREE"), std::string::npos) << plan;
+}
+
+// Two processes (fork) claim and complete from the same file until no task is left.
+// Every task must be claimed by exactly one of them: each (node, provider) ends with
+// exactly one enrichment node, and the claim logs never overlap.
+TEST(SqliteStoreTest, TwoProcessesNeverClaimTheSameTask) {
+  TempDir dir;
+  const std::string path = dir.File("shared.db");
+  constexpr int kNodes = 1500;
+  FakeClock clock;
+  {
+    auto store = OpenSqliteStore(path);
+    ASSERT_TRUE(store.ok()) << store.status();
+    std::vector<SourceNode> nodes;
+    for (int i = 0; i < kNodes; ++i) {
+      nodes.push_back({"ip", "10.1." + std::to_string(i / 256) + "." + std::to_string(i % 256)});
+    }
+    ASSERT_EQ((*store)->UpsertSourceNodes(nodes).value_or({}).added, kNodes);
+    std::vector<ProviderPlan> plans = {{"asn", {"ip"}}, {"geo", {"ip"}}};
+    ASSERT_EQ((*store)->PlanDueTasks(plans, clock.WallNow()).value_or(-1), 2 * kNodes);
+  }
+
+  // A barrier without sleeping: after its first claim, each child writes a byte to its own
+  // pipe and reads one from the other's, so both hold claims at the same time at least once
+  // (a child that dies closes its pipe, and the other one's read then returns).
+  int pipes[2][2];
+  ASSERT_EQ(pipe(pipes[0]), 0);
+  ASSERT_EQ(pipe(pipes[1]), 0);
+  auto child = [&](int index) -> int {
+    const int other = 1 - index;
+    close(pipes[index][0]);
+    close(pipes[other][1]);
+    auto store = OpenSqliteStore(path);
+    if (!store.ok()) return 10;
+    std::ofstream log(dir.File("claims-" + std::to_string(index) + ".log"));
+    bool first = true;
+    for (;;) {
+      ClaimRequest request;
+      request.max_tasks = 25;
+      request.lease_owner = "proc-" + std::to_string(index);
+      request.now = clock.WallNow();
+      auto claimed = (*store)->ClaimTasks(request);
+      if (!claimed.ok()) return 11;
+      if (first) {
+        first = false;
+        char byte = 'x';
+        if (write(pipes[index][1], &byte, 1) != 1) return 15;
+        close(pipes[index][1]);
+        if (read(pipes[other][0], &byte, 1) < 0) return 16;
+      }
+      if (claimed->empty()) break;
+      std::vector<TaskCompletion> completions;
+      for (const ClaimedTask& t : *claimed) {
+        log << t.task_id << "\n";
+        TaskCompletion c;
+        c.task_id = t.task_id;
+        c.claim_seq = t.claim_seq;
+        c.provider = t.provider;
+        c.result.outcome = Outcome::kOk;
+        c.result.kind = t.provider;
+        c.result.data_json = R"({"by":)" + std::to_string(index) + "}";
+        c.result.provenance.fetched_at = clock.WallNow();
+        c.result.provenance.expires_at = clock.WallNow() + std::chrono::hours(1);
+        completions.push_back(std::move(c));
+      }
+      auto done = (*store)->CompleteTasks(completions);
+      if (!done.ok()) return 12;
+      if (*done != static_cast<int64_t>(completions.size())) return 13;
+    }
+    log.flush();
+    return log.good() ? 0 : 14;
+  };
+
+  pid_t pids[2];
+  for (int i = 0; i < 2; ++i) {
+    pids[i] = fork();
+    ASSERT_GE(pids[i], 0) << "fork failed";
+    if (pids[i] == 0) _exit(child(i));
+  }
+  for (auto& p : pipes) {
+    close(p[0]);
+    close(p[1]);
+  }
+  for (int i = 0; i < 2; ++i) {
+    int wstatus = 0;
+    ASSERT_EQ(waitpid(pids[i], &wstatus, 0), pids[i]);
+    ASSERT_TRUE(WIFEXITED(wstatus));
+    EXPECT_EQ(WEXITSTATUS(wstatus), 0) << "child " << i;
+  }
+
+  std::set<int64_t> seen;
+  int per_child[2] = {0, 0};
+  for (int i = 0; i < 2; ++i) {
+    std::ifstream log(dir.File("claims-" + std::to_string(i) + ".log"));
+    int64_t id = 0;
+    while (log >> id) {
+      EXPECT_TRUE(seen.insert(id).second) << "task " << id << " claimed twice";
+      ++per_child[i];
+    }
+  }
+  EXPECT_EQ(seen.size(), static_cast<std::size_t>(2 * kNodes));
+  EXPECT_GT(per_child[0], 0);
+  EXPECT_GT(per_child[1], 0);
+
+  auto store = OpenSqliteStore(path);
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto counts = (*store)->Counts();
+  ASSERT_TRUE(counts.ok()) << counts.status();
+  EXPECT_EQ(counts->nodes, 3 * kNodes);
+  EXPECT_EQ(counts->edges, 2 * kNodes);
+  EXPECT_EQ(counts->providers["asn"].done, kNodes);
+  EXPECT_EQ(counts->providers["geo"].done, kNodes);
+  EXPECT_EQ(RawCount(path,
+                     "SELECT count(*) FROM (SELECT src, json_extract(n.props, '$.provider') p, "
+                     "count(*) c FROM edges e JOIN nodes n ON n.id = e.dst GROUP BY 1, 2 "
+                     "HAVING c <> 1)"),
+            0);
+}
+
+}  // namespace
+}  // namespace enrichd
