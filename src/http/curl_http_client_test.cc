@@ -1,0 +1,734 @@
+// CurlHttpClient against real loopback servers: enrichd::mock::HttpServer for ordinary
+// HTTP and its faults, and a few lines of raw socket code for what that server cannot do
+// (a chunked body without Content-Length).
+#include "http/curl_http_client.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <fstream>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "mock_provider/http_server.h"
+
+namespace enrichd {
+namespace {
+
+using mock::HttpServer;
+using mock::ServerRequest;
+using mock::ServerResponse;
+using namespace std::chrono_literals;
+
+// Loopback is never proxied in these tests, whatever proxy the environment names.
+[[maybe_unused]] const bool kLoopbackNotProxied = [] {
+  setenv("no_proxy", "127.0.0.1,localhost", 1);
+  setenv("NO_PROXY", "127.0.0.1,localhost", 1);
+  return true;
+}();
+
+// Generous upper bound for anything to happen on loopback; tests never rely on speed.
+constexpr auto kPatience = 120s;
+
+std::unique_ptr<HttpServer> StartServer(HttpServer::Handler handler) {
+  auto server = HttpServer::Start(mock::ServerOptions{}, std::move(handler));
+  EXPECT_TRUE(server.ok()) << server.status();
+  return server.ok() ? std::move(server).value() : nullptr;
+}
+
+std::unique_ptr<CurlHttpClient> MakeClient(CurlHttpClientOptions options = {}) {
+  auto client = CurlHttpClient::Create(std::move(options));
+  EXPECT_TRUE(client.ok()) << client.status();
+  return client.ok() ? std::move(client).value() : nullptr;
+}
+
+HttpRequest Get(std::string url) {
+  HttpRequest r;
+  r.url = std::move(url);
+  return r;
+}
+
+// Submits one request and waits for its callback. Records the thread it ran on.
+struct Outcome {
+  HttpResponse response;
+  std::thread::id thread;
+};
+Outcome Fetch(HttpClient& client, HttpRequest request) {
+  std::promise<Outcome> promise;
+  auto future = promise.get_future();
+  client.Submit(std::move(request), [&promise](HttpResponse&& r) {
+    promise.set_value(Outcome{std::move(r), std::this_thread::get_id()});
+  });
+  if (future.wait_for(kPatience) != std::future_status::ready) {
+    ADD_FAILURE() << "no callback within " << kPatience.count() << " s";
+    std::abort();  // the promise is referenced by the client: cannot continue safely
+  }
+  return future.get();
+}
+
+// Counts callbacks per request index; waits for a number of them.
+class Tally {
+ public:
+  explicit Tally(size_t n) : calls_(n), responses_(n) {}
+  HttpClient::Callback For(size_t i) {
+    return [this, i](HttpResponse&& r) {
+      std::lock_guard lock(mutex_);
+      ++calls_[i];
+      responses_[i] = std::move(r);
+      threads_.insert(std::this_thread::get_id());
+      ++total_;
+      cv_.notify_all();
+    };
+  }
+  bool WaitFor(size_t total) {
+    std::unique_lock lock(mutex_);
+    return cv_.wait_for(lock, kPatience, [&] { return total_ >= total; });
+  }
+  std::vector<int> calls() const {
+    std::lock_guard lock(mutex_);
+    return calls_;
+  }
+  const HttpResponse& response(size_t i) const { return responses_[i]; }
+  std::set<std::thread::id> threads() const {
+    std::lock_guard lock(mutex_);
+    return threads_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  std::vector<int> calls_;
+  std::vector<HttpResponse> responses_;
+  std::set<std::thread::id> threads_;
+  size_t total_ = 0;
+};
+
+int ThreadsInProcess() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
+  }
+  return -1;
+}
+
+// A loopback port with nothing listening on it.
+uint16_t ClosedPort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);  // bound but never listening: connecting is refused
+  return ntohs(addr.sin_port);
+}
+
+// Serves exactly one connection with a fixed byte string, then closes it. For responses
+// the mock server does not produce (chunked bodies, folded headers).
+class OneShotRawServer {
+ public:
+  // With `after_first_bytes`, replies as soon as anything arrives instead of after a
+  // complete request head.
+  explicit OneShotRawServer(std::string reply, bool after_first_bytes = false)
+      : reply_(std::move(reply)), after_first_bytes_(after_first_bytes) {
+    listen_fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    EXPECT_EQ(listen(listen_fd_, 4), 0);
+    socklen_t len = sizeof addr;
+    getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~OneShotRawServer() {
+    shutdown(listen_fd_, SHUT_RDWR);
+    thread_.join();
+    close(listen_fd_);
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/"; }
+
+ private:
+  void Serve() {
+    int fd = accept(listen_fd_, nullptr, nullptr);
+    if (fd < 0) return;
+    std::string request;
+    char buf[4096];
+    while (request.find("\r\n\r\n") == std::string::npos) {
+      ssize_t n = recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      request.append(buf, static_cast<size_t>(n));
+      if (after_first_bytes_) break;
+    }
+    size_t sent = 0;
+    while (sent < reply_.size()) {
+      ssize_t n = send(fd, reply_.data() + sent, reply_.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) break;
+      sent += static_cast<size_t>(n);
+    }
+    close(fd);
+  }
+  std::string reply_;
+  bool after_first_bytes_ = false;
+  int listen_fd_ = -1;
+  uint16_t port_ = 0;
+  std::thread thread_;
+};
+
+TEST(CurlHttpClientTest, GetReturnsStatusHeadersAndBody) {
+  std::mutex mu;
+  ServerRequest seen;
+  auto server = StartServer([&](const ServerRequest& req) {
+    {
+      std::lock_guard lock(mu);
+      seen = req;
+    }
+    ServerResponse r;
+    r.status = 200;
+    r.headers = {{"X-Custom-Thing", "  padded value  "}, {"X-Second", "2"}};
+    r.body = R"({"asn":15169})";
+    return r;
+  });
+  ASSERT_NE(server, nullptr);
+  auto client = MakeClient();
+  ASSERT_NE(client, nullptr);
+
+  HttpRequest req = Get(server->base_url() + "/json/8.8.8.8?fields=asn");
+  req.headers = {{"Accept", "application/json"}, {"X-Api-Key", "k123"}};
+  Outcome out = Fetch(*client, req);
+
+  ASSERT_TRUE(out.response.transport_ok()) << out.response.error_message;
+  EXPECT_EQ(out.response.status, 200);
+  EXPECT_EQ(out.response.body, R"({"asn":15169})");
+  ASSERT_NE(out.response.Header("x-custom-thing"), nullptr);
+  EXPECT_EQ(*out.response.Header("x-custom-thing"), "padded value");
+  EXPECT_NE(out.response.Header("content-type"), nullptr);
+  for (const auto& h : out.response.headers) {
+    for (char c : h.name) EXPECT_FALSE(c >= 'A' && c <= 'Z') << h.name;
+  }
+  EXPECT_EQ(out.thread, client->io_thread_id());
+  EXPECT_NE(out.thread, std::this_thread::get_id());
+  EXPECT_GT(out.response.elapsed.count(), 0);
+
+  std::lock_guard lock(mu);
+  EXPECT_EQ(seen.method, "GET");
+  EXPECT_EQ(seen.path, "/json/8.8.8.8");
+  EXPECT_EQ(seen.query, "fields=asn");
+  bool saw_key = false;
+  bool saw_agent = false;
+  for (const auto& h : seen.headers) {
+    if (h.name == "x-api-key" && h.value == "k123") saw_key = true;
+    if (h.name == "user-agent" && h.value == "enrichd/0.1") saw_agent = true;
+  }
+  EXPECT_TRUE(saw_key);
+  EXPECT_TRUE(saw_agent);
+}
+
+TEST(CurlHttpClientTest, PostSendsBodyAndHeaders) {
+  std::mutex mu;
+  ServerRequest seen;
+  auto server = StartServer([&](const ServerRequest& req) {
+    {
+      std::lock_guard lock(mu);
+      seen = req;
+    }
+    ServerResponse r;
+    r.status = 201;
+    r.body = "echo:" + req.body;
+    return r;
+  });
+  ASSERT_NE(server, nullptr);
+  auto client = MakeClient();
+  ASSERT_NE(client, nullptr);
+
+  HttpRequest req = Get(server->base_url() + "/batch");
+  req.method = "POST";
+  req.body = R"(["1.1.1.1","8.8.8.8"])";
+  req.headers = {{"Content-Type", "application/json"}};
+  Outcome out = Fetch(*client, req);
+
+  ASSERT_TRUE(out.response.transport_ok()) << out.response.error_message;
+  EXPECT_EQ(out.response.status, 201);
+  EXPECT_EQ(out.response.body, R"(echo:["1.1.1.1","8.8.8.8"])");
+  std::lock_guard lock(mu);
+  EXPECT_EQ(seen.method, "POST");
+  EXPECT_EQ(seen.body, R"(["1.1.1.1","8.8.8.8"])");
+  bool json = false;
+  for (const auto& h : seen.headers) {
+    if (h.name == "content-type" && h.value == "application/json") json = true;
+    EXPECT_NE(h.name, "expect");
+  }
+  EXPECT_TRUE(json);
+}
+
+TEST(CurlHttpClientTest, HttpErrorStatusesAreResponsesNotTransportErrors) {
+  auto server = StartServer([](const ServerRequest& req) {
+    ServerResponse r;
+    r.status = std::stoi(req.path.substr(1));
+    if (r.status == 429) r.headers = {{"Retry-After", "7"}};
+    r.body = "status " + req.path.substr(1);
+    return r;
+  });
+  ASSERT_NE(server, nullptr);
+  auto client = MakeClient();
+  ASSERT_NE(client, nullptr);
+  for (int status : {204, 400, 404, 429, 500, 503}) {
+    Outcome out = Fetch(*client, Get(server->base_url() + "/" + std::to_string(status)));
+    ASSERT_TRUE(out.response.transport_ok()) << status << ": " << out.response.error_message;
+    EXPECT_EQ(out.response.status, status);
+    if (status == 429) {
+      ASSERT_NE(out.response.Header("Retry-After"), nullptr);
+      EXPECT_EQ(*out.response.Header("retry-after"), "7");
+    }
+  }
+}
+
+TEST(CurlHttpClientTest, SequentialRequestsReuseOneConnection) {
+  auto server = StartServer([](const ServerRequest&) {
+    ServerResponse r;
+    r.body = "{}";
+    return r;
+  });
+  ASSERT_NE(server, nullptr);
+  auto client = MakeClient();
+  ASSERT_NE(client, nullptr);
+  constexpr int kRequests = 100;
+  for (int i = 0; i < kRequests; ++i) {
+    Outcome out = Fetch(*client, Get(server->base_url() + "/r" + std::to_string(i)));
+    ASSERT_TRUE(out.response.transport_ok()) << out.response.error_message;
+    ASSERT_EQ(out.response.status, 200);
+  }
+  EXPECT_EQ(server->requests_received(), static_cast<uint64_t>(kRequests));
+  EXPECT_LE(server->connections_accepted(), 2u);
+}
+
+TEST(CurlHttpClientTest, ThousandsOfConcurrentRequestsOnOneIoThread) {
+  // Each request holds a connection for the server-side delay, so all of them are in flight
+  // together: 2 descriptors (client and server side) per request.
+  rlimit limit{};
+  getrlimit(RLIMIT_NOFILE, &limit);
+  constexpr size_t kRequests = 1500;
+  if (limit.rlim_cur < 2 * kRequests + 200) {
+    limit.rlim_cur = std::min<rlim_t>(limit.rlim_max, 2 * kRequests + 200);
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+  if (limit.rlim_cur < 2 * kRequests + 200) GTEST_SKIP() << "file descriptor limit too low";
+
+  auto server = StartServer([](const ServerRequest& req) {
+    ServerResponse r;
+    r.body = req.path;
+    r.delay = 2s;
+    return r;
+  });
+  ASSERT_NE(server, nullptr);
+  auto client = MakeClient();
+  ASSERT_NE(client, nullptr);
+  const int threads_before = ThreadsInProcess();
+
+  Tally tally(kRequests);
+  // Sampled in the first callbacks, while (nearly) all the others are still in flight.
+  std::atomic<int> max_threads{0};
+  std::atomic<uint64_t> max_in_flight{0};
+  std::atomic<int> samples{0};
+  for (size_t i = 0; i < kRequests; ++i) {
+    auto record = tally.For(i);
+    HttpRequest req = Get(server->base_url() + "/" + std::to_string(i));
+    req.connect_timeout = 60s;  // generous: slow machines and valgrind
+    req.timeout = 90s;
+    client->Submit(std::move(req), [&, record](HttpResponse&& r) {
+      if (samples++ < 10) {
+        max_threads = std::max(max_threads.load(), ThreadsInProcess());
+        max_in_flight = std::max(max_in_flight.load(), client->stats().in_flight);
+      }
+      record(std::move(r));
+    });
+  }
+  ASSERT_TRUE(tally.WaitFor(kRequests));
+  std::vector<int> calls = tally.calls();
+  for (size_t i = 0; i < kRequests; ++i) {
+    ASSERT_EQ(calls[i], 1) << i;
+    ASSERT_TRUE(tally.response(i).transport_ok()) << i << ": " << tally.response(i).error_message;
+    ASSERT_EQ(tally.response(i).status, 200);
+    ASSERT_EQ(tally.response(i).body, "/" + std::to_string(i));
+  }
+  // Every callback ran on the one I/O thread, and no thread was added per request.
+  EXPECT_EQ(tally.threads(), std::set<std::thread::id>{client->io_thread_id()});
+  EXPECT_LE(max_threads.load(), threads_before);
+  // The server holds every answer for 2 s, so the first answers arrive while the bulk of
+  // the requests are in flight together.
+  EXPECT_GT(max_in_flight.load(), kRequests / 2);
+  EXPECT_EQ(client->stats().completed, kRequests);
+  EXPECT_EQ(client->stats().in_flight, 0u);
+}
+
+TEST(CurlHttpClientTest, RefusedConnectionIsConnectError) {
+  auto client = MakeClient();
+  ASSERT_NE(client, nullptr);
+  Outcome out =
+      Fetch(*client, Get("http://127.0.0.1:" + std::to_string(ClosedPort()) + "/json/1.1.1.1"));
+  EXPECT_EQ(out.response.error, TransportError::kConnect) << out.response.error_message;
+  EXPECT_FALSE(out.response.error_message.empty());
+  EXPECT_EQ(out.response.status, 0);
+  EXPECT_EQ(out.thread, client->io_thread_id());
+}
+
+TEST(CurlHttpClientTest, SlowServerIsTimeout) {
+  auto server = StartServer([](const ServerRequest&) {
+    ServerResponse r;
+    r.delay = 5s;
+    return r;
+  });
+  ASSERT_NE(server, nullptr);
+  auto client = MakeClient();
+  ASSERT_NE(client, nullptr);
+  HttpRequest req = Get(server->base_url() + "/slow");
+  req.timeout = 200ms;
+  Outcome out = Fetch(*client, req);
+  EXPECT_EQ(out.response.error, TransportError::kTimeout) << out.response.error_message;
+  EXPECT_EQ(out.response.status, 0);
+}
+
+TEST(CurlHttpClientTest, DroppedConnectionIsReceiveError) {
+  auto server = StartServer([](const ServerRequest&) {
+    ServerResponse r;
+    r.fault = ServerResponse::Fault::kDropConnection;
+    return r;
+  });
+  ASSERT_NE(server, nullptr);
+  auto client = MakeClient();
+  ASSERT_NE(client, nullptr);
+  Outcome out = Fetch(*client, Get(server->base_url() + "/drop"));
+  EXPECT_EQ(out.response.error, TransportError::kReceive) << out.response.error_message;
+}
+
+TEST(CurlHttpClientTest, TruncatedBodyIsReceiveError) {
+  auto server = StartServer([](const ServerRequest&) {
+    ServerResponse r;
+    r.body = std::string(10000, 'x');
+    r.fault = ServerResponse::Fault::kTruncateBody;
+    return r;
+  });
+  ASSERT_NE(server, nullptr);
+  auto client = MakeClient();
+  ASSERT_NE(client, nullptr);
+  Outcome out = Fetch(*client, Get(server->base_url() + "/truncated"));
+  EXPECT_EQ(out.response.error, TransportError::kReceive) << out.response.error_message;
+  EXPECT_TRUE(out.response.body.empty());
+}
+
+TEST(CurlHttpClientTest, BodyOverCapIsResponseTooLarge) {
+  auto server = StartServer([](const ServerRequest&) {
+    ServerResponse r;
+    r.body = std::string(5000, 'x');
+    return r;
+  });
+  ASSERT_NE(server, nullptr);
+  auto client = MakeClient();
+  ASSERT_NE(client, nullptr);
+  HttpRequest req = Get(server->base_url() + "/big");
+  req.max_response_bytes = 4999;
+  Outcome out = Fetch(*client, req);
+  EXPECT_EQ(out.response.error, TransportError::kResponseTooLarge) << out.response.error_message;
+  EXPECT_TRUE(out.response.body.empty());
+
+  req.max_response_bytes = 5000;  // exactly at the cap is fine
+  out = Fetch(*client, req);
+  ASSERT_TRUE(out.response.transport_ok()) << out.response.error_message;
+  EXPECT_EQ(out.response.body.size(), 5000u);
+}
+
+TEST(CurlHttpClientTest, ChunkedBodyOverCapIsResponseTooLarge) {
+  // No Content-Length: the cap can only be enforced while the body arrives.
+  std::string chunk(1000, 'y');
+  std::string reply = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+  for (int i = 0; i < 5; ++i) reply += "3e8\r\n" + chunk + "\r\n";
+  reply += "0\r\n\r\n";
+  OneShotRawServer raw(reply);
+  auto client = MakeClient();
+  ASSERT_NE(client, nullptr);
+  HttpRequest req = Get(raw.url());
+  req.max_response_bytes = 2500;
+  Outcome out = Fetch(*client, req);
+  EXPECT_EQ(out.response.error, TransportError::kResponseTooLarge) << out.response.error_message;
+}
+
+TEST(CurlHttpClientTest, ChunkedBodyAndFoldedHeadersAreRead) {
+  std::string reply =
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Folded: first\r\n  second\r\n"
+      "Connection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+  OneShotRawServer raw(reply);
+  auto client = MakeClient();
+  ASSERT_NE(client, nullptr);
+  Outcome out = Fetch(*client, Get(raw.url()));
+  ASSERT_TRUE(out.response.transport_ok()) << out.response.error_message;
+  EXPECT_EQ(out.response.body, "hello world");
+  ASSERT_NE(out.response.Header("x-folded"), nullptr);
+  EXPECT_EQ(*out.response.Header("x-folded"), "first second");
+}
+
+TEST(CurlHttpClientTest, TlsHandshakeFailureIsTlsError) {
+  // https:// to a server that answers the TLS ClientHello in plain HTTP.
+  OneShotRawServer raw("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+                       /*after_first_bytes=*/true);
+  auto client = MakeClient();
+  ASSERT_NE(client, nullptr);
+  std::string url = raw.url();
+  url.replace(0, 4, "https");
+  Outcome out = Fetch(*client, Get(url));
+  EXPECT_EQ(out.response.error, TransportError::kTls) << out.response.error_message;
+}
+
+TEST(CurlHttpClientTest, RedirectsAreFollowedOnlyWhenAsked) {
+  auto server = StartServer([](const ServerRequest& req) {
+    ServerResponse r;
+    if (req.path == "/old") {
+      r.status = 301;
+      r.headers = {{"Location", "/new"}};
+      r.body = "moved";
+    } else {
+      r.body = "new place";
+    }
+    return r;
+  });
+  ASSERT_NE(server, nullptr);
+  auto client = MakeClient();
+  ASSERT_NE(client, nullptr);
+
+  Outcome out = Fetch(*client, Get(server->base_url() + "/old"));
+  ASSERT_TRUE(out.response.transport_ok()) << out.response.error_message;
+  EXPECT_EQ(out.response.status, 301);
+  ASSERT_NE(out.response.Header("location"), nullptr);
+  EXPECT_EQ(*out.response.Header("location"), "/new");
+  EXPECT_EQ(server->requests_received(), 1u);
+
+  HttpRequest follow = Get(server->base_url() + "/old");
+  follow.follow_redirects = true;
+  out = Fetch(*client, follow);
+  ASSERT_TRUE(out.response.transport_ok()) << out.response.error_message;
+  EXPECT_EQ(out.response.status, 200);
+  EXPECT_EQ(out.response.body, "new place");
+  EXPECT_EQ(out.response.Header("location"), nullptr);  // only the final response's headers
+}
+
+TEST(CurlHttpClientTest, ProxyFromEnvironmentIsHonoured) {
+  // The mock server plays the proxy: an http:// request for another host must reach it in
+  // absolute form. Nothing leaves loopback (the proxy answers itself).
+  std::mutex mu;
+  std::string target_seen;
+  auto proxy = StartServer([&](const ServerRequest& req) {
+    std::lock_guard lock(mu);
+    target_seen = req.target;
+    ServerResponse r;
+    r.body = "via proxy";
+    return r;
+  });
+  ASSERT_NE(proxy, nullptr);
+  ASSERT_EQ(setenv("http_proxy", proxy->base_url().c_str(), 1), 0);
+  {
+    auto client = MakeClient();
+    ASSERT_NE(client, nullptr);
+    Outcome out = Fetch(*client, Get("http://provider.invalid/json/1.1.1.1"));
+    ASSERT_TRUE(out.response.transport_ok()) << out.response.error_message;
+    EXPECT_EQ(out.response.body, "via proxy");
+  }
+  unsetenv("http_proxy");
+  std::lock_guard lock(mu);
+  EXPECT_EQ(target_seen, "http://provider.invalid/json/1.1.1.1");
+}
+
+TEST(CurlHttpClientTest, MalformedRequestsFailWithOther) {
+  auto client = MakeClient();
+  ASSERT_NE(client, nullptr);
+  Outcome out = Fetch(*client, Get("not a url"));
+  EXPECT_EQ(out.response.error, TransportError::kOther) << out.response.error_message;
+  out = Fetch(*client, Get("ftp://127.0.0.1/file"));
+  EXPECT_EQ(out.response.error, TransportError::kOther) << out.response.error_message;
+  HttpRequest injected = Get("http://127.0.0.1:1/");
+  injected.headers = {{"X-Evil", "a\r\nHost: elsewhere"}};
+  out = Fetch(*client, injected);
+  EXPECT_EQ(out.response.error, TransportError::kOther) << out.response.error_message;
+}
+
+TEST(CurlHttpClientTest, SubmitFromManyThreadsAtOnce) {
+  auto server = StartServer([](const ServerRequest& req) {
+    ServerResponse r;
+    r.body = req.query;
+    return r;
+  });
+  ASSERT_NE(server, nullptr);
+  auto client = MakeClient();
+  ASSERT_NE(client, nullptr);
+  constexpr size_t kThreads = 4;
+  constexpr size_t kPerThread = 300;
+  Tally tally(kThreads * kPerThread);
+  std::vector<std::thread> submitters;
+  for (size_t t = 0; t < kThreads; ++t) {
+    submitters.emplace_back([&, t] {
+      for (size_t j = 0; j < kPerThread; ++j) {
+        size_t id = t * kPerThread + j;
+        client->Submit(Get(server->base_url() + "/?id=" + std::to_string(id)), tally.For(id));
+      }
+    });
+  }
+  for (auto& s : submitters) s.join();
+  ASSERT_TRUE(tally.WaitFor(kThreads * kPerThread));
+  std::vector<int> calls = tally.calls();
+  for (size_t id = 0; id < calls.size(); ++id) {
+    ASSERT_EQ(calls[id], 1) << id;
+    ASSERT_TRUE(tally.response(id).transport_ok()) << tally.response(id).error_message;
+    ASSERT_EQ(tally.response(id).body, "id=" + std::to_string(id));
+  }
+  EXPECT_EQ(tally.threads().size(), 1u);
+}
+
+TEST(CurlHttpClientTest, CallbacksMaySubmitMoreRequests) {
+  auto server = StartServer([](const ServerRequest&) { return ServerResponse{}; });
+  ASSERT_NE(server, nullptr);
+  auto client = MakeClient();
+  ASSERT_NE(client, nullptr);
+  constexpr int kChain = 50;
+  std::promise<int> finished;
+  std::atomic<int> count{0};
+  std::function<void(HttpResponse &&)> next = [&](HttpResponse&& r) {
+    if (!r.transport_ok() || r.status != 200) {
+      finished.set_value(-1);
+      return;
+    }
+    if (++count == kChain) {
+      finished.set_value(count);
+      return;
+    }
+    client->Submit(Get(server->base_url() + "/chain"), next);
+  };
+  client->Submit(Get(server->base_url() + "/chain"), next);
+  auto future = finished.get_future();
+  ASSERT_EQ(future.wait_for(kPatience), std::future_status::ready);
+  EXPECT_EQ(future.get(), kChain);
+}
+
+TEST(CurlHttpClientTest, ShutdownCancelsEveryRequestExactlyOnce) {
+  std::mutex mu;
+  std::condition_variable arrived_cv;
+  size_t arrived = 0;
+  auto server = StartServer([&](const ServerRequest&) {
+    {
+      std::lock_guard lock(mu);
+      ++arrived;
+    }
+    arrived_cv.notify_all();
+    ServerResponse r;
+    r.delay = 30s;  // never answers before the client shuts down
+    return r;
+  });
+  ASSERT_NE(server, nullptr);
+  CurlHttpClientOptions options;
+  options.max_host_connections = 50;
+  auto client = MakeClient(options);
+  ASSERT_NE(client, nullptr);
+
+  // 200 requests: 50 reach the server (the host limit), 150 wait inside libcurl.
+  constexpr size_t kRequests = 200;
+  Tally tally(kRequests + 1);
+  for (size_t i = 0; i < kRequests; ++i) {
+    client->Submit(Get(server->base_url() + "/hang"), tally.For(i));
+  }
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(arrived_cv.wait_for(lock, kPatience, [&] { return arrived >= 50; }));
+  }
+  client->Shutdown();
+  ASSERT_TRUE(tally.WaitFor(kRequests));  // already true: Shutdown() returned
+
+  // After shutdown: cancelled at once, on the caller's thread.
+  client->Submit(Get(server->base_url() + "/late"), tally.For(kRequests));
+  ASSERT_TRUE(tally.WaitFor(kRequests + 1));
+  client->Shutdown();  // idempotent
+  client.reset();
+
+  std::vector<int> calls = tally.calls();
+  for (size_t i = 0; i <= kRequests; ++i) {
+    EXPECT_EQ(calls[i], 1) << i;
+    EXPECT_EQ(tally.response(i).error, TransportError::kCancelled) << i;
+  }
+}
+
+TEST(CurlHttpClientTest, DestructorCancelsQueuedAndInFlightRequests) {
+  auto server = StartServer([](const ServerRequest&) {
+    ServerResponse r;
+    r.delay = 30s;
+    return r;
+  });
+  ASSERT_NE(server, nullptr);
+  constexpr size_t kRequests = 300;
+  Tally tally(kRequests);
+  {
+    auto client = MakeClient();
+    ASSERT_NE(client, nullptr);
+    for (size_t i = 0; i < kRequests; ++i) {
+      client->Submit(Get(server->base_url() + "/hang"), tally.For(i));
+    }
+  }  // destroyed at once: some requests in flight, some perhaps still queued
+  std::vector<int> calls = tally.calls();
+  for (size_t i = 0; i < kRequests; ++i) {
+    EXPECT_EQ(calls[i], 1) << i;
+    EXPECT_EQ(tally.response(i).error, TransportError::kCancelled) << i;
+  }
+}
+
+TEST(CurlHttpClientTest, ShutdownFromACallbackCancelsTheRest) {
+  auto server = StartServer([](const ServerRequest& req) {
+    ServerResponse r;
+    if (req.path == "/hang") r.delay = 30s;
+    return r;
+  });
+  ASSERT_NE(server, nullptr);
+  auto client = MakeClient();
+  ASSERT_NE(client, nullptr);
+  constexpr size_t kHanging = 20;
+  Tally tally(kHanging + 1);
+  for (size_t i = 0; i < kHanging; ++i) {
+    client->Submit(Get(server->base_url() + "/hang"), tally.For(i));
+  }
+  auto record = tally.For(kHanging);
+  client->Submit(Get(server->base_url() + "/quick"), [&, record](HttpResponse&& r) {
+    client->Shutdown();  // must neither deadlock nor block
+    record(std::move(r));
+  });
+  ASSERT_TRUE(tally.WaitFor(kHanging + 1));
+  client.reset();
+  std::vector<int> calls = tally.calls();
+  EXPECT_EQ(calls[kHanging], 1);
+  EXPECT_EQ(tally.response(kHanging).status, 200);
+  for (size_t i = 0; i < kHanging; ++i) {
+    EXPECT_EQ(calls[i], 1) << i;
+    EXPECT_EQ(tally.response(i).error, TransportError::kCancelled) << i;
+  }
+}
+
+TEST(CurlHttpClientTest, RejectsNegativeLimits) {
+  CurlHttpClientOptions options;
+  options.max_total_connections = -1;
+  auto client = CurlHttpClient::Create(options);
+  ASSERT_FALSE(client.ok());
+  EXPECT_EQ(client.status().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace enrichd
