@@ -1,0 +1,259 @@
+#include "adapters/ipinfo/ipinfo_adapter.h"
+
+#include <algorithm>
+
+#include "adapters/common/http_util.h"
+#include "adapters/common/options.h"
+#include "adapters/common/queued_call.h"
+
+namespace enrichd::adapters {
+namespace {
+
+constexpr std::string_view kName = "ipinfo";
+constexpr std::string_view kVersion = "1";
+constexpr size_t kMaxBatch = 1000;
+
+struct Config {
+  AdapterInfo info;
+  bool lite = false;
+  std::string base;
+  AuthSpec auth;
+  Duration timeout{};
+  size_t max_batch = 1;
+  std::vector<std::string> secrets;
+};
+
+void PutString(Json& out, const char* key, const std::optional<std::string>& v) {
+  if (v) out[key] = *v;
+}
+
+// Reads one ipinfo answer object (full or lite shape) into `r`.
+void ReadAnswer(const Config& config, const Json& answer, EnrichmentResult& r) {
+  if (!answer.is_object()) {
+    SetOutcome(r, Outcome::kPermanent, "unexpected answer shape: not a JSON object");
+    return;
+  }
+  if (const Json* error = Member(answer, "error")) {
+    std::string title = "provider error";
+    if (error->is_object()) {
+      if (auto t = StringMember(*error, "title")) title = "provider error: " + *t;
+    } else if (error->is_string()) {
+      title = "provider error: " + error->get<std::string>();
+    }
+    SetOutcome(r, Outcome::kPermanent, title);
+    return;
+  }
+  if (const Json* bogon = Member(answer, "bogon");
+      bogon && bogon->is_boolean() && bogon->get<bool>()) {
+    SetNoData(r, "bogon");
+    return;
+  }
+
+  // ASN facts: lite {"asn":"AS15169","as_name"}, paid {"asn":{"asn","name","route"}},
+  // full free {"org":"AS15169 Google LLC"}.
+  std::optional<int64_t> asn;
+  std::optional<std::string> as_name;
+  std::optional<std::string> route;
+  std::optional<std::string> as_domain = StringMember(answer, "as_domain");
+  if (const Json* a = Member(answer, "asn")) {
+    if (a->is_object()) {
+      if (const Json* n = Member(*a, "asn")) asn = ParseAsnValue(*n);
+      as_name = StringMember(*a, "name");
+      route = StringMember(*a, "route");
+      if (!as_domain) as_domain = StringMember(*a, "domain");
+    } else {
+      asn = ParseAsnValue(*a);
+    }
+  }
+  if (!as_name) as_name = StringMember(answer, "as_name");
+  const std::optional<std::string> org_field = StringMember(answer, "org");
+  if (org_field) {
+    if (auto split = SplitAsPrefixed(*org_field)) {
+      if (!asn) asn = split->asn;
+      if (!as_name && !split->name.empty()) as_name = split->name;
+    }
+  }
+
+  // Geo facts. Lite: country_code + country (name); full: country (ISO code).
+  std::optional<std::string> country_code = StringMember(answer, "country_code");
+  std::optional<std::string> country_name;
+  if (country_code) {
+    country_name = StringMember(answer, "country");
+  } else {
+    country_code = StringMember(answer, "country");
+  }
+  std::optional<double> lat, lon;
+  if (auto loc = StringMember(answer, "loc")) {
+    const size_t comma = loc->find(',');
+    if (comma != std::string::npos) {
+      auto la = ParseNumberValue(Json(loc->substr(0, comma)));
+      auto lo = ParseNumberValue(Json(loc->substr(comma + 1)));
+      if (la && lo) {
+        lat = la;
+        lon = lo;
+      }
+    }
+  }
+  const auto region = StringMember(answer, "region");
+  const auto city = StringMember(answer, "city");
+  const auto postal = StringMember(answer, "postal");
+  const auto timezone = StringMember(answer, "timezone");
+
+  Json extra = Json::object();
+  PutString(extra, "hostname", StringMember(answer, "hostname"));
+  PutString(extra, "as_domain", as_domain);
+  PutString(extra, "continent_code", StringMember(answer, "continent_code"));
+  PutString(extra, "continent", StringMember(answer, "continent"));
+
+  Json data = Json::object();
+  if (config.info.kind == kKindAsn) {
+    if (!asn) {
+      SetNoData(r, "no ASN in answer");
+      return;
+    }
+    data["asn"] = *asn;
+    PutString(data, "org", as_name);
+    PutString(data, "prefix", route);
+    PutString(data, "country_code", country_code);
+    PutString(extra, "country", country_name);
+    PutString(extra, "region", region);
+    PutString(extra, "city", city);
+    if (org_field && !SplitAsPrefixed(*org_field)) extra["org"] = *org_field;
+  } else {
+    if (!country_code && !lat && !city && !region) {
+      SetNoData(r, "no location in answer");
+      return;
+    }
+    PutString(data, "country_code", country_code);
+    PutString(data, "country", country_name);
+    PutString(data, "region", region);
+    PutString(data, "city", city);
+    if (lat) {
+      data["lat"] = *lat;
+      data["lon"] = *lon;
+    }
+    PutString(data, "postal", postal);
+    PutString(data, "timezone", timezone);
+    if (asn) extra["asn"] = *asn;
+    PutString(extra, "as_name", as_name);
+    PutString(extra, "prefix", route);
+  }
+  if (!extra.empty()) data["extra"] = std::move(extra);
+  SetOk(r, data);
+}
+
+std::string PathFor(const Config& config, const Item& item) {
+  return config.lite ? "lite/" + item.key : item.key;
+}
+
+class IpinfoAdapter final : public AsyncAdapter {
+ public:
+  explicit IpinfoAdapter(std::shared_ptr<const Config> config) : config_(std::move(config)) {}
+  std::string_view name() const override { return kName; }
+  std::string_view version() const override { return kVersion; }
+  std::string_view kind() const override { return config_->info.kind; }
+  bool external() const override { return true; }
+  std::size_t max_batch() const override { return config_->max_batch; }
+
+ protected:
+  std::unique_ptr<AdapterCall> BeginSendable(std::vector<Item> items) override {
+    auto call = std::make_unique<QueuedCall>(items.size(), config_->info, config_->secrets);
+    for (size_t start = 0; start < items.size(); start += config_->max_batch) {
+      const size_t end = std::min(items.size(), start + config_->max_batch);
+      if (end - start == 1) {
+        PushSingle(*call, items[start], start);
+      } else {
+        PushBatch(*call,
+                  std::vector<Item>(items.begin() + static_cast<std::ptrdiff_t>(start),
+                                    items.begin() + static_cast<std::ptrdiff_t>(end)),
+                  start);
+      }
+    }
+    return call;
+  }
+
+ private:
+  void PushSingle(QueuedCall& call, const Item& item, size_t index) const {
+    const std::string url =
+        config_->base + "/" + PathFor(*config_, item) + (config_->lite ? "" : "/json");
+    HttpRequest req = NewRequest("GET", url, config_->timeout);
+    ApplyAuth(req, config_->auth);
+    auto config = config_;
+    const std::string shown = RedactUrl(req.url, config->secrets);
+    call.Push(std::move(req), [config, shown, index](QueuedCall& c, const HttpResponse& resp) {
+      EnrichmentResult r = BaseResult(config->info, shown, resp);
+      if (auto failure = ClassifyHttpFailure(resp)) {
+        SetFailure(r, *failure);
+      } else if (auto answer = ParseJson(resp.body)) {
+        ReadAnswer(*config, *answer, r);
+      } else {
+        SetOutcome(r, Outcome::kTransient, "malformed JSON in answer");
+      }
+      c.SetResult(index, std::move(r));
+    });
+  }
+
+  void PushBatch(QueuedCall& call, std::vector<Item> items, size_t first_index) const {
+    Json paths = Json::array();
+    for (const auto& item : items) paths.push_back(PathFor(*config_, item));
+    HttpRequest req = NewRequest("POST", config_->base + "/batch", config_->timeout);
+    req.headers.push_back({"Content-Type", "application/json"});
+    req.body = DumpJson(paths);
+    ApplyAuth(req, config_->auth);
+    auto config = config_;
+    const std::string shown = RedactUrl(req.url, config->secrets);
+    call.Push(std::move(req), [config, shown, first_index, items = std::move(items)](
+                                  QueuedCall& c, const HttpResponse& resp) {
+      const auto failure = ClassifyHttpFailure(resp);
+      const auto answer = failure ? std::nullopt : ParseJson(resp.body);
+      for (size_t i = 0; i < items.size(); ++i) {
+        EnrichmentResult r = BaseResult(config->info, shown, resp);
+        if (failure) {
+          SetFailure(r, *failure);
+        } else if (!answer) {
+          SetOutcome(r, Outcome::kTransient, "malformed JSON in batch answer");
+        } else if (!answer->is_object()) {
+          SetOutcome(r, Outcome::kPermanent, "unexpected batch answer shape: not a JSON object");
+        } else if (const Json* one = Member(*answer, PathFor(*config, items[i]))) {
+          ReadAnswer(*config, *one, r);
+        } else {
+          SetOutcome(r, Outcome::kTransient, "missing from batch answer");
+        }
+        c.SetResult(first_index + i, std::move(r));
+      }
+    });
+  }
+
+  std::shared_ptr<const Config> config_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Adapter>> MakeIpinfoAdapter(const AdapterSpec& spec) {
+  ENRICHD_RETURN_IF_ERROR(CheckKnownOptions(spec.options, {"mode"}));
+  ENRICHD_ASSIGN_OR_RETURN(std::string mode, StringOption(spec.options, "mode", "full"));
+  if (mode != "full" && mode != "lite") {
+    return InvalidArgumentError("option \"mode\" must be \"full\" or \"lite\"");
+  }
+  auto config = std::make_shared<Config>();
+  config->lite = mode == "lite";
+  ENRICHD_ASSIGN_OR_RETURN(
+      config->info.kind,
+      ResolveKind(spec.kind, config->lite ? kKindAsn : kKindGeo, {kKindAsn, kKindGeo}));
+  config->info.adapter = std::string(kName);
+  config->info.version = std::string(kVersion);
+  config->base = TrimBase(spec.endpoint.empty()
+                              ? (config->lite ? "https://api.ipinfo.io" : "https://ipinfo.io")
+                              : spec.endpoint);
+  config->auth = spec.auth;
+  config->timeout = spec.timeout;
+  config->max_batch = std::clamp<size_t>(spec.max_batch, 1, kMaxBatch);
+  config->secrets = AuthSecrets(spec.auth);
+  return std::unique_ptr<Adapter>(new IpinfoAdapter(std::move(config)));
+}
+
+void RegisterIpinfo(AdapterRegistry& registry) {
+  registry.Register(std::string(kName), MakeIpinfoAdapter);
+}
+
+}  // namespace enrichd::adapters
