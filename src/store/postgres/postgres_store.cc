@@ -1,0 +1,675 @@
+// PostgreSQL GraphStore: set-based SQL over one libpq connection.
+//
+// Every write is one transaction (a single statement where possible). Claims use
+// FOR UPDATE SKIP LOCKED so concurrent workers never block on or double-claim a task;
+// every write to a running task is guarded by (id, claim_seq, status = 'running').
+#include "store/postgres/postgres_store.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "store/postgres/migrations.h"
+#include "store/postgres/pg_connection.h"
+
+namespace enrichd {
+namespace {
+
+using ::nlohmann::json;
+using pg::Connection;
+using pg::IntArray;
+using pg::Params;
+using pg::PgResult;
+using pg::TextArray;
+
+// Rows fetched per round trip while exporting.
+constexpr int kExportFetchRows = 2000;
+
+std::string Num(int64_t v) { return std::to_string(v); }
+
+// Re-serialises stored jsonb text the way the rest of enrichd writes JSON (nlohmann,
+// sorted keys, compact), so both backends export byte-identical props.
+std::string NormalizeJson(std::string_view text) {
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return std::string(text);
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+bool IsJsonObject(std::string_view text, json* out = nullptr) {
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return false;
+  if (out != nullptr) *out = std::move(j);
+  return true;
+}
+
+// (label, key) viewing the caller's strings, for de-duplicating a batch.
+using LabelKey = std::pair<std::string_view, std::string_view>;
+struct LabelKeyHash {
+  std::size_t operator()(const LabelKey& k) const {
+    const std::hash<std::string_view> h;
+    return h(k.first) * 31 + h(k.second);
+  }
+};
+
+bool HasNul(std::string_view s) { return s.find('\0') != std::string_view::npos; }
+
+// ---- SQL -------------------------------------------------------------------------------
+
+// Hash tables for set-based ingest and planning of millions of rows stay in memory.
+constexpr const char* kBulkWorkMem = "SET LOCAL work_mem = '256MB'";
+
+constexpr const char* kIngestTempTable =
+    "CREATE TEMP TABLE IF NOT EXISTS enrichd_ingest "
+    "(ord bigint, label text COLLATE \"C\", key text COLLATE \"C\", props text) "
+    "ON COMMIT DELETE ROWS";
+
+// Adds the batch's nodes that are not present yet, in input order (the client removed
+// duplicates within the batch). Existing rows are filtered first, so conflicts consume
+// no sequence values and the insert needs no per-row speculative insertion. "OFFSET 0"
+// keeps the check a per-row probe of the unique index: as an anti-join the planner
+// would hash the whole nodes table for every batch, and a batch must cost what it holds.
+constexpr const char* kIngestInsert = R"sql(
+INSERT INTO nodes (label, key, props)
+SELECT i.label, i.key, i.props::jsonb FROM enrichd_ingest i
+WHERE NOT EXISTS (SELECT 1 FROM nodes n WHERE n.label = i.label AND n.key = i.key OFFSET 0)
+ORDER BY i.ord)sql";
+// The same for when a concurrent ingester added one of the keys after our snapshot.
+constexpr const char* kIngestInsertRacing = R"sql(
+INSERT INTO nodes (label, key, props)
+SELECT i.label, i.key, i.props::jsonb FROM enrichd_ingest i
+WHERE NOT EXISTS (SELECT 1 FROM nodes n WHERE n.label = i.label AND n.key = i.key OFFSET 0)
+ORDER BY i.ord
+ON CONFLICT (label, key) DO NOTHING)sql";
+
+// $1 provider, $2 label, $3 now: one task per node of the label that has none yet.
+// Task ids follow the node ids (physical order) and the order of the (provider, label)
+// pairs, as in the SQLite backend. No ON CONFLICT: speculative insertion doubles the
+// cost of a large plan; a concurrent planner's conflict (23505) retries with kPlanNewRacing.
+constexpr const char* kPlanNew = R"sql(
+INSERT INTO tasks (node_id, provider, status, attempts, next_attempt_at, claim_seq, updated_at)
+SELECT n.id, $1, 'pending', 0, $3, 0, $3
+FROM nodes n
+WHERE n.label = $2
+  AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.node_id = n.id AND t.provider = $1))sql";
+constexpr const char* kPlanNewRacing = R"sql(
+INSERT INTO tasks (node_id, provider, status, attempts, next_attempt_at, claim_seq, updated_at)
+SELECT n.id, $1, 'pending', 0, $3, 0, $3
+FROM nodes n
+WHERE n.label = $2
+  AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.node_id = n.id AND t.provider = $1)
+ON CONFLICT (node_id, provider) DO NOTHING)sql";
+
+// $1 providers, $2 now: answers that expired become due again.
+constexpr const char* kPlanExpired = R"sql(
+UPDATE tasks SET status = 'pending', attempts = 0, next_attempt_at = $2, last_error = NULL,
+                 updated_at = $2
+WHERE status IN ('done', 'no_data') AND expires_at <= $2 AND provider = ANY($1::text[]))sql";
+
+// $1 now, $2 providers (empty: any), $3 limit, $4 owner, $5 lease expiry.
+// Per provider, the oldest due tasks come from the partial index tasks_claim (rows that
+// another worker holds locked are skipped, never waited for); the oldest $3 of those
+// are claimed. With no provider given, the providers that have pending tasks are found
+// by a loose index scan (one index probe per provider).
+constexpr const char* kClaim = R"sql(
+WITH RECURSIVE pending_providers AS (
+  (SELECT provider FROM tasks WHERE status = 'pending' ORDER BY provider LIMIT 1)
+  UNION ALL
+  SELECT (SELECT t.provider FROM tasks t WHERE t.status = 'pending' AND t.provider > pp.provider
+          ORDER BY t.provider LIMIT 1)
+  FROM pending_providers pp WHERE pp.provider IS NOT NULL),
+wanted AS (
+  SELECT DISTINCT w.provider FROM unnest($2::text[]) AS w(provider)
+  UNION ALL
+  SELECT pp.provider FROM pending_providers pp
+  WHERE pp.provider IS NOT NULL AND cardinality($2::text[]) = 0),
+c AS (
+  SELECT x.id, x.next_attempt_at FROM wanted w CROSS JOIN LATERAL (
+    SELECT t.id, t.next_attempt_at FROM tasks t
+    WHERE t.status = 'pending' AND t.provider = w.provider AND t.next_attempt_at <= $1
+    ORDER BY t.next_attempt_at, t.id LIMIT $3
+    FOR UPDATE SKIP LOCKED) x
+  ORDER BY x.next_attempt_at, x.id LIMIT $3),
+u AS (
+  UPDATE tasks t SET status = 'running', lease_owner = $4, lease_expires_at = $5,
+                     claim_seq = t.claim_seq + 1, updated_at = $1
+  FROM c WHERE t.id = c.id
+  RETURNING t.id, t.claim_seq, t.node_id, t.provider, t.attempts, t.next_attempt_at)
+SELECT u.id, u.claim_seq, u.node_id, n.label, n.key, u.provider, u.attempts
+FROM u JOIN nodes n ON n.id = u.node_id
+ORDER BY u.next_attempt_at, u.id)sql";
+
+// $1 task ids, $2 claim seqs, $3 statuses, $4 expires_at, $5 props (without provider),
+// $6 fetched_at (RFC 3339). updated_at (diagnostic only) is the server's clock.
+// One statement: task status, superseding older answers of the same (node, provider),
+// the enrichment node and its edge (whose ends come back from the node insert: the
+// source id is the middle part of the key "<provider>/<node id>/<claim_seq>").
+constexpr const char* kComplete = R"sql(
+WITH c AS (
+  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[],
+                       $6::text[])
+    WITH ORDINALITY AS c(task_id, claim_seq, status, expires_at, props, fetched_at, ord)),
+done AS (
+  UPDATE tasks t SET status = c.status, attempts = t.attempts + 1, expires_at = c.expires_at,
+                     lease_owner = NULL, lease_expires_at = NULL, last_error = NULL,
+                     updated_at = (extract(epoch FROM now()) * 1000)::bigint
+  FROM c
+  WHERE t.id = c.task_id AND t.claim_seq = c.claim_seq AND t.status = 'running'
+  RETURNING t.node_id, t.provider, t.claim_seq, c.props, c.fetched_at, c.ord),
+superseded AS (
+  UPDATE nodes n SET props = n.props || '{"superseded": true}'::jsonb
+  FROM done d JOIN edges e ON e.src = d.node_id
+  WHERE e.type = 'ENRICHED_BY' AND e.props ->> 'provider' = d.provider AND n.id = e.dst
+    AND n.props -> 'superseded' IS NULL),
+ins AS (
+  INSERT INTO nodes (label, key, props)
+  SELECT 'enrichment', d.provider || '/' || d.node_id || '/' || d.claim_seq,
+         d.props::jsonb || jsonb_build_object('provider', d.provider,
+                                              'fetched_at', d.fetched_at)
+  FROM done d ORDER BY d.ord
+  RETURNING id, key, props),
+edge AS (
+  INSERT INTO edges (type, src, dst, props)
+  SELECT 'ENRICHED_BY', split_part(i.key, '/', -2)::bigint, i.id,
+         jsonb_build_object('provider', i.props -> 'provider',
+                            'fetched_at', i.props -> 'fetched_at')
+  FROM ins i ORDER BY i.id)
+SELECT count(*) FROM done)sql";
+
+// $1 ids, $2 claim seqs, $3 next_attempt_at, $4 errors, $5 count attempt.
+constexpr const char* kRetry = R"sql(
+WITH c AS (
+  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::bool[])
+    AS c(task_id, claim_seq, next_at, err, counts))
+UPDATE tasks t SET status = 'pending',
+                   attempts = t.attempts + CASE WHEN c.counts THEN 1 ELSE 0 END,
+                   next_attempt_at = c.next_at, last_error = c.err,
+                   lease_owner = NULL, lease_expires_at = NULL,
+                   updated_at = (extract(epoch FROM now()) * 1000)::bigint
+FROM c
+WHERE t.id = c.task_id AND t.claim_seq = c.claim_seq AND t.status = 'running')sql";
+
+// $1 ids, $2 claim seqs, $3 statuses, $4 reasons, $5 count attempt.
+constexpr const char* kFinish = R"sql(
+WITH c AS (
+  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bool[])
+    AS c(task_id, claim_seq, status, reason, counts))
+UPDATE tasks t SET status = c.status,
+                   attempts = t.attempts + CASE WHEN c.counts THEN 1 ELSE 0 END,
+                   last_error = c.reason, lease_owner = NULL, lease_expires_at = NULL,
+                   updated_at = (extract(epoch FROM now()) * 1000)::bigint
+FROM c
+WHERE t.id = c.task_id AND t.claim_seq = c.claim_seq AND t.status = 'running')sql";
+
+constexpr const char* kRenew = R"sql(
+UPDATE tasks SET lease_expires_at = $3
+WHERE status = 'running' AND lease_owner = $1 AND id = ANY($2::bigint[]))sql";
+
+constexpr const char* kRelease = R"sql(
+UPDATE tasks SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL
+WHERE status = 'running' AND lease_owner = $1)sql";
+
+constexpr const char* kReclaim = R"sql(
+UPDATE tasks SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,
+                 updated_at = $1
+WHERE status = 'running' AND lease_expires_at < $1)sql";
+
+// $1 now, $2 provider or NULL.
+constexpr const char* kRequeueWaiting = R"sql(
+UPDATE tasks SET next_attempt_at = $1, updated_at = $1
+WHERE status = 'pending' AND next_attempt_at > $1 AND ($2::text IS NULL OR provider = $2))sql";
+
+constexpr const char* kRequeueDead = R"sql(
+UPDATE tasks SET status = 'pending', attempts = 0, next_attempt_at = $1, last_error = NULL,
+                 updated_at = $1
+WHERE (status = 'dead' OR (status = 'pending' AND next_attempt_at > $1))
+  AND ($2::text IS NULL OR provider = $2))sql";
+
+constexpr const char* kCountGraph =
+    "SELECT (SELECT count(*) FROM nodes), (SELECT count(*) FROM edges)";
+constexpr const char* kCountTasks =
+    "SELECT provider, status, count(*) FROM tasks GROUP BY provider, status";
+
+constexpr const char* kGetNode =
+    "SELECT id, label, key, props::text FROM nodes WHERE label = $1 AND key = $2";
+constexpr const char* kGetEnrichments = R"sql(
+SELECT e.id, e.type, e.src, e.dst, e.props::text, n.id, n.label, n.key, n.props::text
+FROM edges e JOIN nodes n ON n.id = e.dst
+WHERE e.src = $1 AND e.type = 'ENRICHED_BY'
+ORDER BY n.id DESC, e.id DESC)sql";
+
+// ---- the store -------------------------------------------------------------------------
+
+class PostgresStore final : public GraphStore {
+ public:
+  explicit PostgresStore(std::unique_ptr<Connection> conn) : conn_(std::move(conn)) {}
+
+  Status Migrate() override;
+  Result<UpsertStats> UpsertSourceNodes(std::span<const SourceNode> nodes) override;
+  Result<int64_t> PlanDueTasks(std::span<const ProviderPlan> providers, WallTime now) override;
+  Result<std::vector<ClaimedTask>> ClaimTasks(const ClaimRequest& request) override;
+  Result<int64_t> CompleteTasks(std::span<const TaskCompletion> completions) override;
+  Result<int64_t> ScheduleRetries(std::span<const TaskRetry> retries) override;
+  Result<int64_t> FinishTasks(std::span<const TaskFinal> finals) override;
+  Result<int64_t> RenewLeases(std::string_view lease_owner, std::span<const int64_t> task_ids,
+                              WallTime until) override;
+  Result<int64_t> ReleaseLeases(std::string_view lease_owner) override;
+  Result<int64_t> ReclaimExpiredLeases(WallTime now) override;
+  Result<int64_t> Requeue(const RequeueRequest& request, WallTime now) override;
+  Result<StoreCounts> Counts() override;
+  Result<std::optional<NodeView>> GetNode(std::string_view label, std::string_view key) override;
+  Status Export(ExportSink& sink) override;
+  std::string Describe() const override { return conn_->describe(); }
+
+ private:
+  Result<int> SchemaVersion();
+  Result<int64_t> Affected(const std::string& name, const char* sql, const Params& params) {
+    ENRICHD_ASSIGN_OR_RETURN(PgResult r, conn_->Prepared(name, sql, params));
+    return r.Affected();
+  }
+  Status ExportCursor(const char* cursor_sql, bool nodes, ExportSink& sink);
+
+  std::unique_ptr<Connection> conn_;
+};
+
+Result<int> PostgresStore::SchemaVersion() {
+  ENRICHD_ASSIGN_OR_RETURN(
+      PgResult r, conn_->Exec("SELECT CASE WHEN to_regclass('schema_version') IS NULL THEN -1 "
+                              "ELSE 0 END"));
+  if (r.Int(0, 0) < 0) return 0;
+  ENRICHD_ASSIGN_OR_RETURN(PgResult v,
+                           conn_->Exec("SELECT coalesce(max(version), 0) FROM schema_version"));
+  return static_cast<int>(v.Int(0, 0));
+}
+
+Status PostgresStore::Migrate() {
+  const std::span<const pg::Migration> migrations = pg::Migrations();
+  const int latest = migrations.empty() ? 0 : migrations.back().version;
+  auto too_new = [&](int version) {
+    return FailedPreconditionError("the PostgreSQL database at " + conn_->describe() +
+                                   " has schema version " + std::to_string(version) +
+                                   ", newer than this enrichd understands (" +
+                                   std::to_string(latest) + "); upgrade enrichd");
+  };
+  // Fast path without locking: already current (the common case for every open).
+  ENRICHD_ASSIGN_OR_RETURN(int current, SchemaVersion());
+  if (current == latest) return Status::Ok();
+  if (current > latest) return too_new(current);
+
+  pg::Transaction txn(*conn_);
+  ENRICHD_RETURN_IF_ERROR(txn.Begin());
+  // Serialises concurrent openers of the same schema; released at commit/rollback.
+  ENRICHD_RETURN_IF_ERROR(conn_
+                              ->Exec("SELECT pg_advisory_xact_lock(hashtext('enrichd.migrate.' || "
+                                     "coalesce(current_schema(), '')))")
+                              .status());
+  ENRICHD_RETURN_IF_ERROR(
+      conn_
+          ->Exec("CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY, "
+                 "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
+          .status());
+  ENRICHD_ASSIGN_OR_RETURN(current, SchemaVersion());
+  if (current > latest) return too_new(current);
+  for (const pg::Migration& m : migrations) {
+    if (m.version <= current) continue;
+    Status applied = conn_->Exec(m.sql).status();
+    if (!applied.ok()) return applied.WithContext(std::string("migration ") + m.name);
+    ENRICHD_RETURN_IF_ERROR(
+        conn_
+            ->Prepared("enrichd_record_migration",
+                       "INSERT INTO schema_version (version, name) VALUES ($1, $2)",
+                       {Num(m.version), std::string(m.name)})
+            .status());
+  }
+  return txn.Commit();
+}
+
+Result<UpsertStats> PostgresStore::UpsertSourceNodes(std::span<const SourceNode> nodes) {
+  UpsertStats stats;
+  if (nodes.empty()) return stats;
+  // Validate everything first; drop duplicates within the batch (the first one wins).
+  std::unordered_set<LabelKey, LabelKeyHash> seen;
+  seen.reserve(nodes.size());
+  std::string copy;
+  copy.reserve(nodes.size() * 32);
+  int64_t unique = 0;
+  for (const SourceNode& n : nodes) {
+    if (n.label.empty() || n.key.empty()) {
+      return InvalidArgumentError("source node with an empty label or key (label '" + n.label +
+                                  "', key '" + n.key + "')");
+    }
+    if (HasNul(n.label) || HasNul(n.key) || HasNul(n.props_json)) {
+      return InvalidArgumentError("source node " + n.label + " '" + n.key +
+                                  "' contains a NUL character");
+    }
+    // "{}" is by far the most common: skip the parser for it.
+    if (n.props_json != "{}" && !IsJsonObject(n.props_json)) {
+      return InvalidArgumentError("source node " + n.label + " '" + n.key +
+                                  "': props are not a JSON object");
+    }
+    if (!seen.insert({n.label, n.key}).second) continue;
+    copy += std::to_string(unique++);
+    copy.push_back('\t');
+    pg::AppendCopyField(copy, n.label);
+    copy.push_back('\t');
+    pg::AppendCopyField(copy, n.key);
+    copy.push_back('\t');
+    pg::AppendCopyField(copy, n.props_json.empty() ? std::string_view("{}") : n.props_json);
+    copy.push_back('\n');
+  }
+  ENRICHD_RETURN_IF_ERROR(conn_->Exec(kIngestTempTable).status());
+  for (bool racing : {false, true}) {
+    pg::Transaction txn(*conn_);
+    ENRICHD_RETURN_IF_ERROR(txn.Begin());
+    ENRICHD_RETURN_IF_ERROR(conn_->Exec(kBulkWorkMem).status());
+    ENRICHD_RETURN_IF_ERROR(
+        conn_->CopyIn("COPY enrichd_ingest (ord, label, key, props) FROM STDIN", copy));
+    auto inserted = conn_->Exec(racing ? kIngestInsertRacing : kIngestInsert);
+    if (!inserted.ok()) {
+      // A concurrent ingester committed one of our keys: redo with conflict handling.
+      if (!racing && conn_->last_sqlstate() == "23505") continue;
+      return inserted.status();
+    }
+    ENRICHD_RETURN_IF_ERROR(txn.Commit());
+    stats.added = inserted->Affected();
+    stats.existing = static_cast<int64_t>(nodes.size()) - stats.added;
+    return stats;
+  }
+  return InternalError("unreachable: ingest retry loop");
+}
+
+Result<int64_t> PostgresStore::PlanDueTasks(std::span<const ProviderPlan> providers, WallTime now) {
+  std::vector<std::string> names;
+  for (const ProviderPlan& p : providers) {
+    if (!p.applies_to.empty()) names.push_back(p.provider);
+  }
+  if (names.empty()) return int64_t{0};
+  const std::string now_ms = Num(ToUnixMillis(now));
+  for (bool racing : {false, true}) {
+    pg::Transaction txn(*conn_);
+    ENRICHD_RETURN_IF_ERROR(txn.Begin());
+    ENRICHD_RETURN_IF_ERROR(conn_->Exec(kBulkWorkMem).status());
+    int64_t planned = 0;
+    bool conflict = false;
+    for (const ProviderPlan& p : providers) {
+      for (const std::string& label : p.applies_to) {
+        auto added = racing
+                         ? Affected("plan_new_racing", kPlanNewRacing, {p.provider, label, now_ms})
+                         : Affected("plan_new", kPlanNew, {p.provider, label, now_ms});
+        if (!added.ok()) {
+          // Another planner committed one of these tasks after our snapshot: redo.
+          if (!racing && conn_->last_sqlstate() == "23505") {
+            conflict = true;
+            break;
+          }
+          return added.status();
+        }
+        planned += *added;
+      }
+      if (conflict) break;
+    }
+    if (conflict) continue;
+    ENRICHD_ASSIGN_OR_RETURN(int64_t refreshed,
+                             Affected("plan_expired", kPlanExpired, {TextArray(names), now_ms}));
+    ENRICHD_RETURN_IF_ERROR(txn.Commit());
+    return planned + refreshed;
+  }
+  return InternalError("unreachable: planning retry loop");
+}
+
+Result<std::vector<ClaimedTask>> PostgresStore::ClaimTasks(const ClaimRequest& request) {
+  std::vector<ClaimedTask> out;
+  if (request.max_tasks == 0) return out;
+  if (request.lease_owner.empty()) return InvalidArgumentError("ClaimTasks: empty lease_owner");
+  const int64_t now = ToUnixMillis(request.now);
+  const int64_t until = ToUnixMillis(request.now + request.lease_for);
+  ENRICHD_ASSIGN_OR_RETURN(PgResult r,
+                           conn_->Prepared("claim", kClaim,
+                                           {Num(now), TextArray(request.providers),
+                                            Num(static_cast<int64_t>(request.max_tasks)),
+                                            request.lease_owner, Num(until)}));
+  out.reserve(r.rows());
+  for (int i = 0; i < r.rows(); ++i) {
+    ClaimedTask t;
+    t.task_id = r.Int(i, 0);
+    t.claim_seq = r.Int(i, 1);
+    t.node_id = r.Int(i, 2);
+    t.label = r.Text(i, 3);
+    t.key = r.Text(i, 4);
+    t.provider = r.Text(i, 5);
+    t.attempts = static_cast<int>(r.Int(i, 6));
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+Result<int64_t> PostgresStore::CompleteTasks(std::span<const TaskCompletion> completions) {
+  if (completions.empty()) return int64_t{0};
+  std::vector<int64_t> ids, seqs, expires;
+  std::vector<std::string> statuses, props, fetched;
+  ids.reserve(completions.size());
+  for (const TaskCompletion& c : completions) {
+    const EnrichmentResult& r = c.result;
+    if (!IsAnswer(r.outcome)) {
+      return InvalidArgumentError("task " + Num(c.task_id) + ": outcome '" +
+                                  std::string(OutcomeName(r.outcome)) +
+                                  "' is not an answer to store");
+    }
+    json data;
+    if (!IsJsonObject(r.data_json, &data)) {
+      return InvalidArgumentError("task " + Num(c.task_id) + ": data is not a JSON object");
+    }
+    const Provenance& p = r.provenance;
+    const std::string fetched_at = FormatRfc3339(p.fetched_at);
+    // "provider" and "fetched_at" are added by the statement (from the task row and $6).
+    json j = {
+        {"kind", r.kind},
+        {"status", OutcomeName(r.outcome)},
+        {"data", std::move(data)},
+        {"adapter", p.adapter},
+        {"adapter_version", p.adapter_version},
+        {"endpoint", p.endpoint},
+        {"http_status", p.http_status},
+        {"expires_at", FormatRfc3339(p.expires_at)},
+        {"attempts", p.attempts},
+        {"latency_ms", std::chrono::duration_cast<std::chrono::milliseconds>(p.latency).count()},
+        {"response_digest", p.response_digest},
+        {"run_id", p.run_id},
+    };
+    ids.push_back(c.task_id);
+    seqs.push_back(c.claim_seq);
+    expires.push_back(ToUnixMillis(p.expires_at));
+    statuses.emplace_back(r.outcome == Outcome::kOk ? "done" : "no_data");
+    props.push_back(j.dump(-1, ' ', false, json::error_handler_t::replace));
+    fetched.push_back(fetched_at);
+  }
+  ENRICHD_ASSIGN_OR_RETURN(
+      PgResult r, conn_->Prepared("complete", kComplete,
+                                  {IntArray(ids), IntArray(seqs), TextArray(statuses),
+                                   IntArray(expires), TextArray(props), TextArray(fetched)}));
+  return r.Int(0, 0);
+}
+
+std::string BoolArray(const std::vector<bool>& values) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i) out.push_back(',');
+    out.push_back(values[i] ? 't' : 'f');
+  }
+  out.push_back('}');
+  return out;
+}
+
+Result<int64_t> PostgresStore::ScheduleRetries(std::span<const TaskRetry> retries) {
+  if (retries.empty()) return int64_t{0};
+  std::vector<int64_t> ids, seqs, next;
+  std::vector<std::string> errors;
+  std::vector<bool> counts;
+  for (const TaskRetry& r : retries) {
+    ids.push_back(r.task_id);
+    seqs.push_back(r.claim_seq);
+    next.push_back(ToUnixMillis(r.next_attempt_at));
+    errors.push_back(HasNul(r.last_error) ? std::string("(error text with NUL)") : r.last_error);
+    counts.push_back(r.count_attempt);
+  }
+  return Affected(
+      "retry", kRetry,
+      {IntArray(ids), IntArray(seqs), IntArray(next), TextArray(errors), BoolArray(counts)});
+}
+
+Result<int64_t> PostgresStore::FinishTasks(std::span<const TaskFinal> finals) {
+  if (finals.empty()) return int64_t{0};
+  std::vector<int64_t> ids, seqs;
+  std::vector<std::string> statuses, reasons;
+  std::vector<bool> counts;
+  for (const TaskFinal& f : finals) {
+    if (f.status != TaskStatus::kSkipped && f.status != TaskStatus::kDead) {
+      return InvalidArgumentError("task " + Num(f.task_id) +
+                                  ": FinishTasks takes skipped or "
+                                  "dead, not '" +
+                                  std::string(TaskStatusName(f.status)) + "'");
+    }
+    ids.push_back(f.task_id);
+    seqs.push_back(f.claim_seq);
+    statuses.emplace_back(TaskStatusName(f.status));
+    reasons.push_back(HasNul(f.reason) ? std::string("(reason with NUL)") : f.reason);
+    counts.push_back(f.count_attempt);
+  }
+  return Affected(
+      "finish", kFinish,
+      {IntArray(ids), IntArray(seqs), TextArray(statuses), TextArray(reasons), BoolArray(counts)});
+}
+
+Result<int64_t> PostgresStore::RenewLeases(std::string_view lease_owner,
+                                           std::span<const int64_t> task_ids, WallTime until) {
+  if (task_ids.empty()) return int64_t{0};
+  return Affected(
+      "renew", kRenew,
+      {std::string(lease_owner), IntArray(std::vector<int64_t>(task_ids.begin(), task_ids.end())),
+       Num(ToUnixMillis(until))});
+}
+
+Result<int64_t> PostgresStore::ReleaseLeases(std::string_view lease_owner) {
+  return Affected("release", kRelease, {std::string(lease_owner)});
+}
+
+Result<int64_t> PostgresStore::ReclaimExpiredLeases(WallTime now) {
+  return Affected("reclaim", kReclaim, {Num(ToUnixMillis(now))});
+}
+
+Result<int64_t> PostgresStore::Requeue(const RequeueRequest& request, WallTime now) {
+  Params params = {Num(ToUnixMillis(now)), request.provider};
+  if (request.dead) return Affected("requeue_dead", kRequeueDead, params);
+  return Affected("requeue_waiting", kRequeueWaiting, params);
+}
+
+Result<StoreCounts> PostgresStore::Counts() {
+  StoreCounts counts;
+  pg::Transaction txn(*conn_);  // one snapshot for both queries
+  ENRICHD_RETURN_IF_ERROR(txn.Begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+  ENRICHD_ASSIGN_OR_RETURN(PgResult g, conn_->Prepared("count_graph", kCountGraph, {}));
+  counts.nodes = g.Int(0, 0);
+  counts.edges = g.Int(0, 1);
+  ENRICHD_ASSIGN_OR_RETURN(PgResult t, conn_->Prepared("count_tasks", kCountTasks, {}));
+  for (int i = 0; i < t.rows(); ++i) {
+    ProviderCounts& c = counts.providers[std::string(t.Text(i, 0))];
+    const int64_t n = t.Int(i, 2);
+    switch (TaskStatusFromName(t.Text(i, 1)).value_or(TaskStatus::kDead)) {
+      case TaskStatus::kPending:
+        c.pending += n;
+        break;
+      case TaskStatus::kRunning:
+        c.running += n;
+        break;
+      case TaskStatus::kDone:
+        c.done += n;
+        break;
+      case TaskStatus::kNoData:
+        c.no_data += n;
+        break;
+      case TaskStatus::kSkipped:
+        c.skipped += n;
+        break;
+      case TaskStatus::kDead:
+        c.dead += n;
+        break;
+    }
+  }
+  ENRICHD_RETURN_IF_ERROR(txn.Commit());
+  return counts;
+}
+
+Result<std::optional<NodeView>> PostgresStore::GetNode(std::string_view label,
+                                                       std::string_view key) {
+  if (HasNul(label) || HasNul(key)) return std::optional<NodeView>();
+  pg::Transaction txn(*conn_);
+  ENRICHD_RETURN_IF_ERROR(txn.Begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+  ENRICHD_ASSIGN_OR_RETURN(
+      PgResult n, conn_->Prepared("get_node", kGetNode, {std::string(label), std::string(key)}));
+  if (n.rows() == 0) {
+    ENRICHD_RETURN_IF_ERROR(txn.Commit());
+    return std::optional<NodeView>();
+  }
+  NodeView view;
+  view.node = {n.Int(0, 0), std::string(n.Text(0, 1)), std::string(n.Text(0, 2)),
+               NormalizeJson(n.Text(0, 3))};
+  ENRICHD_ASSIGN_OR_RETURN(
+      PgResult e, conn_->Prepared("get_enrichments", kGetEnrichments, {Num(view.node.id)}));
+  for (int i = 0; i < e.rows(); ++i) {
+    view.edges.push_back({e.Int(i, 0), std::string(e.Text(i, 1)), e.Int(i, 2), e.Int(i, 3),
+                          NormalizeJson(e.Text(i, 4))});
+    view.enrichments.push_back({e.Int(i, 5), std::string(e.Text(i, 6)), std::string(e.Text(i, 7)),
+                                NormalizeJson(e.Text(i, 8))});
+  }
+  ENRICHD_RETURN_IF_ERROR(txn.Commit());
+  return std::optional<NodeView>(std::move(view));
+}
+
+Status PostgresStore::ExportCursor(const char* cursor_sql, bool nodes, ExportSink& sink) {
+  ENRICHD_RETURN_IF_ERROR(conn_->Exec(cursor_sql).status());
+  const std::string fetch = std::string("FETCH ") + std::to_string(kExportFetchRows) +
+                            (nodes ? " FROM enrichd_export_nodes" : " FROM enrichd_export_edges");
+  for (;;) {
+    ENRICHD_ASSIGN_OR_RETURN(PgResult r, conn_->Exec(fetch));
+    for (int i = 0; i < r.rows(); ++i) {
+      if (nodes) {
+        StoredNode n{r.Int(i, 0), std::string(r.Text(i, 1)), std::string(r.Text(i, 2)),
+                     NormalizeJson(r.Text(i, 3))};
+        ENRICHD_RETURN_IF_ERROR(sink.OnNode(n));
+      } else {
+        StoredEdge e{r.Int(i, 0), std::string(r.Text(i, 1)), r.Int(i, 2), r.Int(i, 3),
+                     NormalizeJson(r.Text(i, 4))};
+        ENRICHD_RETURN_IF_ERROR(sink.OnEdge(e));
+      }
+    }
+    if (r.rows() < kExportFetchRows) return Status::Ok();
+  }
+}
+
+Status PostgresStore::Export(ExportSink& sink) {
+  // One snapshot for the whole export, so every edge's ends are among the nodes exported.
+  pg::Transaction txn(*conn_);
+  ENRICHD_RETURN_IF_ERROR(txn.Begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+  ENRICHD_RETURN_IF_ERROR(
+      ExportCursor("DECLARE enrichd_export_nodes NO SCROLL CURSOR FOR "
+                   "SELECT id, label, key, props::text FROM nodes ORDER BY id",
+                   true, sink));
+  ENRICHD_RETURN_IF_ERROR(
+      ExportCursor("DECLARE enrichd_export_edges NO SCROLL CURSOR FOR "
+                   "SELECT id, type, src, dst, props::text FROM edges ORDER BY id",
+                   false, sink));
+  return txn.Commit();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<GraphStore>> OpenPostgresStore(std::string_view url) {
+  ENRICHD_ASSIGN_OR_RETURN(std::unique_ptr<Connection> conn, Connection::Open(url));
+  auto store = std::make_unique<PostgresStore>(std::move(conn));
+  ENRICHD_RETURN_IF_ERROR(store->Migrate());
+  return std::unique_ptr<GraphStore>(std::move(store));
+}
+
+}  // namespace enrichd

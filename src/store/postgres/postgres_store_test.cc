@@ -1,0 +1,283 @@
+// PostgreSQL-specific tests of the GraphStore backend, plus the shared conformance suite
+// (postgres_conformance_test.cc). Needs a server: ENRICHD_TEST_PG_URL (see
+// scripts/pg-test-server.sh); without it every server test reports SKIPPED. Each test
+// works in its own fresh schema. The URL tests that need no server always run.
+#include "store/postgres/postgres_store.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <thread>
+
+#include "enrichd/clock.h"
+#include "enrichd/graph_store.h"
+#include "store/postgres/migrations.h"
+#include "store/postgres/pg_connection.h"
+#include "store/postgres/pg_test_util.h"
+
+namespace enrichd {
+namespace {
+
+using pg::TestSchema;
+
+class PostgresStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = pg::TestServerUrl();
+    if (server_.empty()) GTEST_SKIP() << "ENRICHD_TEST_PG_URL is not set";
+    auto schema = TestSchema::Create(server_);
+    ASSERT_TRUE(schema.ok()) << schema.status();
+    schema_ = std::move(schema).value();
+  }
+
+  std::unique_ptr<GraphStore> Open() {
+    auto store = OpenPostgresStore(schema_->url());
+    EXPECT_TRUE(store.ok()) << store.status();
+    return store.ok() ? std::move(store).value() : nullptr;
+  }
+
+  int64_t Scalar(const std::string& sql) {
+    auto r = schema_->admin().Exec(sql);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() && r->rows() > 0 ? r->Int(0, 0) : -1;
+  }
+
+  std::string server_;
+  std::unique_ptr<TestSchema> schema_;
+  FakeClock clock_;
+};
+
+TEST_F(PostgresStoreTest, OpenAppliesEveryEmbeddedMigrationOnce) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  const auto migrations = pg::Migrations();
+  ASSERT_FALSE(migrations.empty());
+  const std::string s = schema_->name();
+  EXPECT_EQ(Scalar("SELECT max(version) FROM " + s + ".schema_version"), migrations.back().version);
+  EXPECT_EQ(Scalar("SELECT count(*) FROM " + s + ".schema_version"),
+            static_cast<int64_t>(migrations.size()));
+  for (const char* table : {"nodes", "edges", "tasks"}) {
+    EXPECT_EQ(Scalar("SELECT count(*) FROM pg_tables WHERE schemaname = '" + s +
+                     "' AND tablename = '" + table + "'"),
+              1)
+        << table;
+  }
+  // The claim index is partial on pending tasks.
+  EXPECT_EQ(Scalar("SELECT count(*) FROM pg_indexes WHERE schemaname = '" + s +
+                   "' AND indexname = 'tasks_claim' AND indexdef LIKE '%WHERE%pending%'"),
+            1);
+}
+
+TEST_F(PostgresStoreTest, ConcurrentOpenersMigrateOnce) {
+  constexpr int kOpeners = 4;
+  std::vector<std::thread> threads;
+  std::vector<Status> results(kOpeners);
+  for (int i = 0; i < kOpeners; ++i) {
+    threads.emplace_back([&, i] { results[i] = OpenPostgresStore(schema_->url()).status(); });
+  }
+  for (auto& t : threads) t.join();
+  for (const Status& s : results) EXPECT_TRUE(s.ok()) << s;
+  EXPECT_EQ(Scalar("SELECT count(*) FROM " + schema_->name() + ".schema_version"),
+            static_cast<int64_t>(pg::Migrations().size()));
+}
+
+TEST_F(PostgresStoreTest, NewerSchemaIsRefused) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(schema_->admin()
+                  .Exec("INSERT INTO " + schema_->name() +
+                        ".schema_version (version, name) VALUES (9999, 'from the future')")
+                  .ok());
+  Status migrate = store->Migrate();
+  EXPECT_EQ(migrate.code(), StatusCode::kFailedPrecondition) << migrate;
+  auto reopened = OpenPostgresStore(schema_->url());
+  ASSERT_FALSE(reopened.ok());
+  EXPECT_EQ(reopened.status().code(), StatusCode::kFailedPrecondition) << reopened.status();
+  EXPECT_NE(reopened.status().message().find("9999"), std::string::npos) << reopened.status();
+}
+
+TEST_F(PostgresStoreTest, SchemaThatDoesNotExistIsAFailedPrecondition) {
+  auto store = OpenPostgresStore(pg::UrlWithSchema(server_, "enrichd_no_such_schema_x"));
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kFailedPrecondition) << store.status();
+}
+
+TEST_F(PostgresStoreTest, ReconnectsAfterTheServerDropsTheConnection) {
+  const std::string app = "enrichd_" + schema_->name();
+  auto opened = OpenPostgresStore(schema_->url() + "&application_name=" + app);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  auto store = std::move(opened).value();
+  ASSERT_TRUE(store->UpsertSourceNodes(std::vector<SourceNode>{{"ip", "8.8.8.8", "{}"}}).ok());
+  // The server drops the store's session (admin shutdown, failover, idle timeout...).
+  ASSERT_TRUE(schema_->admin()
+                  .Exec("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+                        "WHERE application_name = '" +
+                        app + "'")
+                  .ok());
+  // The call that finds the connection gone fails as retryable; the next one reconnects.
+  auto first = store->Counts();
+  ASSERT_FALSE(first.ok());
+  EXPECT_EQ(first.status().code(), StatusCode::kUnavailable) << first.status();
+  auto second = store->Counts();
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->nodes, 1);
+}
+
+TEST_F(PostgresStoreTest, ExportedPropsAreCompactWithSortedKeys) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store
+                  ->UpsertSourceNodes(std::vector<SourceNode>{
+                      {"ip", "8.8.8.8", R"({"zeta": 1, "alpha": {"b": [1, 2.5], "a": "é"}})"}})
+                  .ok());
+  auto view = store->GetNode("ip", "8.8.8.8");
+  ASSERT_TRUE(view.ok() && view->has_value());
+  EXPECT_EQ((*view)->node.props_json, R"({"alpha":{"a":"é","b":[1,2.5]},"zeta":1})");
+}
+
+TEST_F(PostgresStoreTest, KeysWithQuotesBackslashesAndTabsRoundTrip) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  const std::string odd = "a\"b\\c\td\ne,f{g}";
+  auto stats = store->UpsertSourceNodes(std::vector<SourceNode>{{"domain", odd, "{}"}});
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  ASSERT_TRUE(
+      store->PlanDueTasks(std::vector<ProviderPlan>{{"whois", {"domain"}}}, clock_.WallNow()).ok());
+  ClaimRequest request;
+  request.lease_owner = "w\"1";
+  request.providers = {"who\"is", "whois"};
+  request.now = clock_.WallNow();
+  auto claimed = store->ClaimTasks(request);
+  ASSERT_TRUE(claimed.ok()) << claimed.status();
+  ASSERT_EQ(claimed->size(), 1u);
+  EXPECT_EQ((*claimed)[0].key, odd);
+  auto view = store->GetNode("domain", odd);
+  ASSERT_TRUE(view.ok() && view->has_value());
+  EXPECT_EQ((*view)->node.key, odd);
+}
+
+// Four workers, each with its own connection, drain 2,000 tasks in batches.
+TEST_F(PostgresStoreTest, FourConnectionsClaimAndCompleteEveryTaskExactlyOnce) {
+  constexpr int kNodes = 1000;
+  constexpr int kWorkers = 4;
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  std::vector<SourceNode> nodes;
+  for (int i = 0; i < kNodes; ++i) {
+    nodes.push_back({"ip", "10.1." + std::to_string(i / 256) + "." + std::to_string(i % 256)});
+  }
+  ASSERT_TRUE(store->UpsertSourceNodes(nodes).ok());
+  auto planned = store->PlanDueTasks(std::vector<ProviderPlan>{{"asn", {"ip"}}, {"geo", {"ip"}}},
+                                     clock_.WallNow());
+  ASSERT_TRUE(planned.ok()) << planned.status();
+  ASSERT_EQ(*planned, 2 * kNodes);
+
+  std::vector<std::vector<int64_t>> claimed(kWorkers);
+  std::vector<int64_t> applied(kWorkers, 0);
+  std::vector<std::string> errors(kWorkers);
+  const WallTime now = clock_.WallNow();
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kWorkers; ++w) {
+    threads.emplace_back([&, w] {
+      auto opened = OpenPostgresStore(schema_->url());
+      if (!opened.ok()) {
+        errors[w] = opened.status().ToString();
+        return;
+      }
+      GraphStore& mine = **opened;
+      for (;;) {
+        ClaimRequest request;
+        request.max_tasks = 37;
+        request.lease_owner = "worker-" + std::to_string(w);
+        request.now = now;
+        auto batch = mine.ClaimTasks(request);
+        if (!batch.ok()) {
+          errors[w] = batch.status().ToString();
+          return;
+        }
+        if (batch->empty()) return;
+        std::vector<TaskCompletion> completions;
+        for (const ClaimedTask& t : *batch) {
+          claimed[w].push_back(t.task_id);
+          TaskCompletion c;
+          c.task_id = t.task_id;
+          c.claim_seq = t.claim_seq;
+          c.provider = t.provider;
+          c.result.outcome = Outcome::kOk;
+          c.result.kind = t.provider;
+          c.result.data_json = R"({"worker":)" + std::to_string(w) + "}";
+          c.result.provenance.fetched_at = now;
+          c.result.provenance.expires_at = now + std::chrono::hours(1);
+          c.result.provenance.attempts = t.attempts + 1;
+          completions.push_back(std::move(c));
+        }
+        // Completing twice (a retried write) must not add anything.
+        auto done = mine.CompleteTasks(completions);
+        auto again = mine.CompleteTasks(completions);
+        if (!done.ok() || !again.ok()) {
+          errors[w] = (done.ok() ? again.status() : done.status()).ToString();
+          return;
+        }
+        if (*again != 0) errors[w] = "second completion applied " + std::to_string(*again);
+        applied[w] += *done;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+
+  std::set<int64_t> seen;
+  int64_t total_applied = 0;
+  int busy_workers = 0;
+  for (int w = 0; w < kWorkers; ++w) {
+    EXPECT_EQ(errors[w], "") << "worker " << w;
+    EXPECT_EQ(applied[w], static_cast<int64_t>(claimed[w].size())) << "worker " << w;
+    total_applied += applied[w];
+    busy_workers += claimed[w].empty() ? 0 : 1;
+    for (int64_t id : claimed[w]) EXPECT_TRUE(seen.insert(id).second) << "claimed twice: " << id;
+  }
+  EXPECT_EQ(seen.size(), static_cast<std::size_t>(2 * kNodes));
+  EXPECT_EQ(total_applied, 2 * kNodes);
+  EXPECT_GE(busy_workers, 2);  // the work was actually shared
+
+  const std::string s = schema_->name();
+  // Exactly one enrichment (and edge) per (node, provider).
+  EXPECT_EQ(Scalar("SELECT count(*) FROM " + s + ".nodes WHERE label = 'enrichment'"), 2 * kNodes);
+  EXPECT_EQ(Scalar("SELECT count(*) FROM (SELECT src, props->>'provider' FROM " + s +
+                   ".edges GROUP BY 1, 2) g"),
+            2 * kNodes);
+  EXPECT_EQ(Scalar("SELECT count(*) FROM " + s + ".tasks WHERE status = 'done' AND attempts = 1"),
+            2 * kNodes);
+}
+
+// ---- no server needed ------------------------------------------------------------------
+
+TEST(PostgresUrlTest, UnreachableServerIsUnavailableAndNamesHostPortButNotThePassword) {
+  // Port 1 on loopback: nothing listens there.
+  auto store = OpenPostgresStore("postgresql://enrichd:s3cr3t-pw@127.0.0.1:1/enrichd");
+  ASSERT_FALSE(store.ok());
+  const Status& s = store.status();
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s;
+  EXPECT_NE(s.message().find("127.0.0.1:1"), std::string::npos) << s;
+  EXPECT_EQ(s.message().find("s3cr3t-pw"), std::string::npos) << s;
+  EXPECT_EQ(s.message().find('\n'), std::string::npos) << s;
+}
+
+TEST(PostgresUrlTest, MalformedUrlIsInvalidArgumentWithoutThePassword) {
+  auto store = OpenPostgresStore("postgresql://u:s3cr3t-pw@[::1/db");
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kInvalidArgument) << store.status();
+  EXPECT_EQ(store.status().message().find("s3cr3t-pw"), std::string::npos) << store.status();
+}
+
+TEST(PostgresUrlTest, RedactUrlHidesPasswords) {
+  EXPECT_EQ(pg::RedactUrl("postgresql://u:pw@h:5432/db"), "postgresql://u:***@h:5432/db");
+  EXPECT_EQ(pg::RedactUrl("postgres://u@h/db"), "postgres://u@h/db");
+  EXPECT_EQ(pg::RedactUrl("postgresql://h/db?sslmode=require&password=pw&x=1"),
+            "postgresql://h/db?sslmode=require&password=***&x=1");
+  EXPECT_EQ(pg::RedactUrl("postgresql://u:p%40ss@h/db?password=pw"),
+            "postgresql://u:***@h/db?password=***");
+  EXPECT_EQ(pg::RedactUrl("postgresql:///db"), "postgresql:///db");
+}
+
+}  // namespace
+}  // namespace enrichd
