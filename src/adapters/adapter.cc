@@ -80,6 +80,9 @@ class MergedCall final : public AdapterCall {
   std::optional<Duration> ProviderPause() const override {
     return inner_ ? inner_->ProviderPause() : std::nullopt;
   }
+  std::optional<Quota> QuotaLeft() const override {
+    return inner_ ? inner_->QuotaLeft() : std::nullopt;
+  }
   std::vector<EnrichmentResult> TakeResults() override {
     std::vector<EnrichmentResult> inner_results;
     if (inner_) inner_results = inner_->TakeResults();

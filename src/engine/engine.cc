@@ -308,7 +308,10 @@ class EngineImpl final : public Engine {
       if (run_) StepRun(now, wake);
       for (auto& rt : runtimes_) DispatchProvider(*rt, now, wake);
       if (run_) FinishRunIfDone(clock_.Now());
-      PublishSnapshot();
+      if (now - last_snapshot_ >= milliseconds(100)) {
+        last_snapshot_ = now;
+        PublishSnapshot();
+      }
       if (loop_exit_.load()) break;
       const MonoTime after = clock_.Now();
       if (wake <= after) continue;
@@ -963,10 +966,20 @@ class EngineImpl final : public Engine {
     call.adapter_call->OnResponse(response);
     if (auto pause = call.adapter_call->ProviderPause()) PauseProvider(rt, now + *pause);
     if (auto quota = call.adapter_call->QuotaLeft()) {
-      // Requests still in flight were sent after this answer was counted: they spend the
-      // same allowance.
-      rt.quota_remaining = quota->remaining - rt.requests_in_flight;
-      rt.quota_resets_at = now + quota->resets_in;
+      // Requests still in flight may not have been counted in this answer: they spend the
+      // same allowance. Answers can arrive out of order, so within one window the
+      // allowance only ever goes down.
+      const int64_t remaining = quota->remaining - rt.requests_in_flight;
+      const MonoTime resets_at = now + quota->resets_in;
+      const bool same_window = rt.quota_remaining && now < rt.quota_resets_at &&
+                               resets_at <= rt.quota_resets_at + std::chrono::seconds(1);
+      if (same_window) {
+        rt.quota_remaining = std::min(*rt.quota_remaining, remaining);
+        rt.quota_resets_at = std::max(rt.quota_resets_at, resets_at);
+      } else {
+        rt.quota_remaining = remaining;
+        rt.quota_resets_at = resets_at;
+      }
     }
     call.next_request = call.adapter_call->NextRequest();
     if (call.next_request) {
@@ -1095,6 +1108,7 @@ class EngineImpl final : public Engine {
   std::thread loop_thread_;
   mutable std::mutex snapshot_mu_;
   std::vector<ProviderStats> snapshot_;
+  MonoTime last_snapshot_{};
 };
 
 }  // namespace

@@ -26,11 +26,13 @@ class QueuedCall final : public AdapterCall {
   void Push(HttpRequest request, Handler on_response);
   void SetResult(size_t index, EnrichmentResult result);
   void SetPause(std::optional<Duration> pause) { pause_ = pause; }
+  void SetQuota(std::optional<Quota> quota) { quota_ = quota; }
 
   std::optional<HttpRequest> NextRequest() override;
   void OnResponse(const HttpResponse& response) override;
   std::vector<EnrichmentResult> TakeResults() override;
   std::optional<Duration> ProviderPause() const override { return pause_; }
+  std::optional<Quota> QuotaLeft() const override { return quota_; }
 
  private:
   struct Pending {
@@ -42,6 +44,7 @@ class QueuedCall final : public AdapterCall {
   std::deque<Pending> queue_;
   std::vector<std::optional<EnrichmentResult>> results_;
   std::optional<Duration> pause_;
+  std::optional<Quota> quota_;
 };
 
 }  // namespace enrichd::adapters

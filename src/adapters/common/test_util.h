@@ -86,6 +86,7 @@ struct Run {
   std::vector<HttpRequest> requests;
   std::vector<EnrichmentResult> results;
   std::optional<Duration> pause;
+  std::optional<AdapterCall::Quota> quota;
 };
 
 // Drives `call`: each request gets the next of `responses`. A request beyond the given
@@ -103,6 +104,7 @@ inline Run Drive(AdapterCall& call, std::vector<HttpResponse> responses) {
   }
   EXPECT_EQ(next, responses.size()) << "not every canned response was asked for";
   run.pause = call.ProviderPause();
+  run.quota = call.QuotaLeft();
   run.results = call.TakeResults();
   return run;
 }

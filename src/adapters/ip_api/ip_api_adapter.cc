@@ -43,6 +43,15 @@ std::optional<Duration> PauseFrom(const HttpResponse& resp) {
   return std::nullopt;
 }
 
+// Every answer states the window: X-Rl requests left, X-Ttl seconds until it resets.
+std::optional<AdapterCall::Quota> QuotaFrom(const HttpResponse& resp) {
+  if (!resp.transport_ok()) return std::nullopt;
+  auto rl = HeaderSeconds(resp, "x-rl");
+  auto ttl = HeaderSeconds(resp, "x-ttl");
+  if (!rl || !ttl) return std::nullopt;
+  return AdapterCall::Quota{.remaining = *rl, .resets_in = std::chrono::seconds(*ttl)};
+}
+
 std::optional<Failure> Classify(const HttpResponse& resp) {
   auto failure = ClassifyHttpFailure(resp);
   if (failure && failure->outcome == Outcome::kRateLimited) {
@@ -152,6 +161,7 @@ class IpApiAdapter final : public AsyncAdapter {
     const std::string shown = RedactUrl(req.url, config->secrets);
     call.Push(std::move(req), [config, shown, index](QueuedCall& c, const HttpResponse& resp) {
       c.SetPause(PauseFrom(resp));
+      c.SetQuota(QuotaFrom(resp));
       EnrichmentResult r = BaseResult(config->info, shown, resp);
       if (auto failure = Classify(resp)) {
         SetFailure(r, *failure);
@@ -177,6 +187,7 @@ class IpApiAdapter final : public AsyncAdapter {
     call.Push(std::move(req), [config, shown, first_index, items = std::move(items)](
                                   QueuedCall& c, const HttpResponse& resp) {
       c.SetPause(PauseFrom(resp));
+      c.SetQuota(QuotaFrom(resp));
       const auto failure = Classify(resp);
       const auto answer = failure ? std::nullopt : ParseJson(resp.body);
       for (size_t i = 0; i < items.size(); ++i) {

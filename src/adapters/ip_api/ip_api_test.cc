@@ -108,6 +108,17 @@ TEST(IpApiTest, XRlZeroPausesTheProviderForXTtl) {
   EXPECT_EQ(run.pause, std::chrono::seconds(37));
 }
 
+TEST(IpApiTest, EveryAnswerStatesTheQuotaWindow) {
+  auto adapter = testing::MustCreate(Spec());
+  auto run = DriveItems(*testing::AsAsync(adapter), {Ip("8.8.8.8")},
+                        {Response(200, Recorded("ip_api", "success_8.8.8.8.json"),
+                                  {{"x-rl", "7"}, {"x-ttl", "42"}})});
+  ASSERT_TRUE(run.quota.has_value());
+  EXPECT_EQ(run.quota->remaining, 7);
+  EXPECT_EQ(run.quota->resets_in, std::chrono::seconds(42));
+  EXPECT_FALSE(run.pause.has_value());  // requests are left: no pause
+}
+
 TEST(IpApiTest, RateLimitedUsesXTtlThenRetryAfter) {
   auto adapter = testing::MustCreate(Spec());
   auto run =
