@@ -94,6 +94,15 @@ class AdapterCall {
   // A provider-wide pause signalled by the last response (e.g. ip-api `X-Rl: 0` with
   // `X-Ttl: 30` on a 200): nobody may call the provider for this long.
   virtual std::optional<Duration> ProviderPause() const { return std::nullopt; }
+
+  // The provider's quota as the last response stated it (ip-api: `X-Rl` requests left in
+  // the window, `X-Ttl` seconds until it resets). The engine spends it as it sends, so
+  // that requests in flight never overrun the window.
+  struct Quota {
+    int64_t remaining = 0;
+    Duration resets_in{};
+  };
+  virtual std::optional<Quota> QuotaLeft() const { return std::nullopt; }
 };
 
 class AsyncAdapter : public Adapter {
