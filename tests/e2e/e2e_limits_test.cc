@@ -182,11 +182,9 @@ void IpApiWindowScenario(int concurrency) {
 
 TEST(E2eLimits, IpApiWindowIsNeverOverrunOneAtATime) { IpApiWindowScenario(1); }
 
-// DISABLED (engine bug, reported to the lead): with 4 requests in flight the engine overruns
-// every window after the first by 2 requests (mock: ipapi_overrun 4-5, two 429s right after
-// the X-Rl: 0 answer in windows 2 and 3; window 1 is never overrun). Enable once the engine's
-// quota accounting (engine.cc OnHttpDone / TakeToken, quota_remaining) is fixed.
-TEST(E2eLimits, DISABLED_IpApiWindowIsNeverOverrunWithConcurrency) { IpApiWindowScenario(4); }
+// With several requests in flight the engine must spend the allowance each answer states
+// (X-Rl), not just stop after X-Rl: 0 arrives.
+TEST(E2eLimits, IpApiWindowIsNeverOverrunWithConcurrency) { IpApiWindowScenario(4); }
 
 }  // namespace
 }  // namespace enrichd::e2e
