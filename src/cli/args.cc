@@ -1,7 +1,5 @@
 #include "cli/args.h"
 
-#include <cstdlib>
-
 namespace enrichd::cli {
 
 Result<Args> Args::Parse(const std::vector<std::string>& args,
@@ -55,14 +53,6 @@ std::optional<std::string> Args::Get(const std::string& name) const {
 std::string Args::GetOr(const std::string& name, std::string fallback) const {
   auto v = Get(name);
   return v ? *v : std::move(fallback);
-}
-
-std::string ResolveStoreUrl(const std::optional<std::string>& flag,
-                            const std::optional<std::string>& config_store) {
-  if (flag && !flag->empty()) return *flag;
-  if (config_store && !config_store->empty()) return *config_store;
-  if (const char* env = std::getenv("ENRICHD_STORE"); env && *env) return env;
-  return "sqlite://enrichd.db";
 }
 
 }  // namespace enrichd::cli

@@ -30,9 +30,4 @@ class Args {
   std::vector<std::string> positionals_;
 };
 
-// The store URL by precedence: --store, then the config's `store:`, then the
-// ENRICHD_STORE environment variable, then sqlite://enrichd.db.
-std::string ResolveStoreUrl(const std::optional<std::string>& flag,
-                            const std::optional<std::string>& config_store);
-
 }  // namespace enrichd::cli

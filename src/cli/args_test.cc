@@ -27,16 +27,5 @@ TEST(ArgsTest, UnknownOrIncompleteOptionsAreErrors) {
   EXPECT_EQ(r->positionals().front(), "--not-an-option");
 }
 
-TEST(ArgsTest, StoreUrlPrecedence) {
-  ::unsetenv("ENRICHD_STORE");
-  EXPECT_EQ(ResolveStoreUrl(std::nullopt, std::nullopt), "sqlite://enrichd.db");
-  ::setenv("ENRICHD_STORE", "sqlite://env.db", 1);
-  EXPECT_EQ(ResolveStoreUrl(std::nullopt, std::nullopt), "sqlite://env.db");
-  EXPECT_EQ(ResolveStoreUrl(std::nullopt, std::string("sqlite://cfg.db")), "sqlite://cfg.db");
-  EXPECT_EQ(ResolveStoreUrl(std::string("sqlite://flag.db"), std::string("sqlite://cfg.db")),
-            "sqlite://flag.db");
-  ::unsetenv("ENRICHD_STORE");
-}
-
 }  // namespace
 }  // namespace enrichd::cli

@@ -9,6 +9,7 @@
 #include "cli/command.h"
 #include "cli/data_commands.h"
 #include "cli/export_writer.h"
+#include "enrichd/config.h"
 
 namespace enrichd::cli {
 namespace {
@@ -29,7 +30,7 @@ int RunExport(const std::vector<std::string>& argv) {
   if (output && output->empty()) return UsageError(kCmd, kUsage, "empty --output");
 
   auto store =
-      OpenStoreForCommand(ResolveStoreUrl(args->Get("store"), std::nullopt), /*must_exist=*/true);
+      OpenStoreForCommand(ResolveStoreUrl(args->Get("store"), nullptr), /*must_exist=*/true);
   if (!store.ok()) return Fail(kCmd, store.status());
 
   // To a file: write a temporary beside it and rename on success, so a failed export

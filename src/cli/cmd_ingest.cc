@@ -11,6 +11,7 @@
 #include "cli/data_commands.h"
 #include "cli/ingest_reader.h"
 #include "enrichd/clock.h"
+#include "enrichd/config.h"
 
 namespace enrichd::cli {
 namespace {
@@ -115,7 +116,7 @@ int RunIngest(const std::vector<std::string>& argv) {
   if (!reader.ok()) return UsageError(kCmd, kUsageLong, reader.status().message());
 
   auto store =
-      OpenStoreForCommand(ResolveStoreUrl(args->Get("store"), std::nullopt), /*must_exist=*/false);
+      OpenStoreForCommand(ResolveStoreUrl(args->Get("store"), nullptr), /*must_exist=*/false);
   if (!store.ok()) return Fail(kCmd, store.status());
 
   IngestReport report;

@@ -6,6 +6,7 @@
 #include "cli/args.h"
 #include "cli/command.h"
 #include "cli/data_commands.h"
+#include "enrichd/config.h"
 
 namespace enrichd::cli {
 namespace {
@@ -19,7 +20,7 @@ int RunInit(const std::vector<std::string>& argv) {
   if (!args->positionals().empty()) {
     return UsageError(kCmd, kUsage, "unexpected argument '" + args->positionals().front() + "'");
   }
-  const std::string url = ResolveStoreUrl(args->Get("store"), std::nullopt);
+  const std::string url = ResolveStoreUrl(args->Get("store"), nullptr);
   bool created = false;
   if (auto path = SqlitePathOf(url); path && !path->empty() && *path != ":memory:") {
     std::error_code ec;

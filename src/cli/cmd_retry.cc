@@ -5,6 +5,7 @@
 #include "cli/command.h"
 #include "cli/data_commands.h"
 #include "enrichd/clock.h"
+#include "enrichd/config.h"
 
 namespace enrichd::cli {
 namespace {
@@ -25,7 +26,7 @@ int RunRetry(const std::vector<std::string>& argv) {
   }
   request.dead = args->Has("dead");
   auto store =
-      OpenStoreForCommand(ResolveStoreUrl(args->Get("store"), std::nullopt), /*must_exist=*/true);
+      OpenStoreForCommand(ResolveStoreUrl(args->Get("store"), nullptr), /*must_exist=*/true);
   if (!store.ok()) return Fail(kCmd, store.status());
   auto n = (*store)->Requeue(request, SystemClock::Instance().WallNow());
   if (!n.ok()) return Fail(kCmd, n.status().WithContext("re-queueing"));

@@ -9,6 +9,7 @@
 #include "cli/data_commands.h"
 #include "cli/export_writer.h"
 #include "enrichd/clock.h"
+#include "enrichd/config.h"
 #include "enrichd/item.h"
 
 namespace enrichd::cli {
@@ -147,7 +148,7 @@ int RunShow(const std::vector<std::string>& argv) {
                       "invalid " + pos[0] + " key '" + pos[1] + "': " + item.status().message());
   }
   auto store =
-      OpenStoreForCommand(ResolveStoreUrl(args->Get("store"), std::nullopt), /*must_exist=*/true);
+      OpenStoreForCommand(ResolveStoreUrl(args->Get("store"), nullptr), /*must_exist=*/true);
   if (!store.ok()) return Fail(kCmd, store.status());
   auto view = (*store)->GetNode(item->label, item->key);
   if (!view.ok()) return Fail(kCmd, view.status().WithContext("reading " + item->key));

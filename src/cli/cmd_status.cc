@@ -6,6 +6,7 @@
 #include "cli/args.h"
 #include "cli/command.h"
 #include "cli/data_commands.h"
+#include "enrichd/config.h"
 
 namespace enrichd::cli {
 namespace {
@@ -53,7 +54,7 @@ int RunStatus(const std::vector<std::string>& argv) {
     return UsageError(kCmd, kUsage, "unexpected argument '" + args->positionals().front() + "'");
   }
   auto store =
-      OpenStoreForCommand(ResolveStoreUrl(args->Get("store"), std::nullopt), /*must_exist=*/true);
+      OpenStoreForCommand(ResolveStoreUrl(args->Get("store"), nullptr), /*must_exist=*/true);
   if (!store.ok()) return Fail(kCmd, store.status());
   auto counts = (*store)->Counts();
   if (!counts.ok()) return Fail(kCmd, counts.status().WithContext("reading counts"));

@@ -6,6 +6,7 @@
 #include <system_error>
 
 #include "cli/command.h"
+#include "enrichd/config.h"
 
 namespace enrichd::cli {
 
@@ -39,26 +40,7 @@ std::optional<Args> ParseCommandArgs(std::string_view command, std::string_view 
   return std::move(args).value();
 }
 
-std::string RedactUrl(std::string_view url) {
-  std::string out(url);
-  if (auto scheme = out.find("://"); scheme != std::string::npos) {
-    const std::size_t start = scheme + 3;
-    const std::size_t slash = out.find('/', start);
-    const std::size_t at = out.rfind('@', slash == std::string::npos ? out.size() : slash);
-    if (at != std::string::npos && at > start) {
-      const std::size_t colon = out.find(':', start);
-      if (colon != std::string::npos && colon < at) out.replace(colon + 1, at - colon - 1, "***");
-    }
-  }
-  for (std::size_t p = out.find("password="); p != std::string::npos;
-       p = out.find("password=", p + 1)) {
-    const std::size_t v = p + 9;
-    std::size_t end = out.find_first_of("& ", v);
-    if (end == std::string::npos) end = out.size();
-    out.replace(v, end - v, "***");
-  }
-  return out;
-}
+std::string RedactUrl(std::string_view url) { return MaskUrlPassword(url); }
 
 std::optional<std::string> SqlitePathOf(std::string_view url) {
   if (url.starts_with("sqlite://")) return std::string(url.substr(9));
