@@ -11,8 +11,8 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <tuple>
 #include <unordered_map>
@@ -23,8 +23,6 @@
 
 namespace enrichd {
 namespace {
-
-using ::nlohmann::json;
 
 constexpr int kBusyTimeoutMs = 5000;
 
@@ -133,14 +131,6 @@ class Query {
 
 std::string_view StatusSql(TaskStatus s) { return TaskStatusName(s); }
 
-// Validates a JSON object text without building a DOM; "" counts as {}.
-bool IsJsonObject(std::string_view text) {
-  if (text.empty() || text == "{}") return true;
-  const std::size_t first = text.find_first_not_of(" \t\r\n");
-  if (first == std::string_view::npos || text[first] != '{') return false;
-  return json::accept(text);
-}
-
 // Length of the valid UTF-8 sequence starting at s[i], or 0 if it is not valid.
 std::size_t Utf8SequenceLength(std::string_view s, std::size_t i) {
   const auto b0 = static_cast<unsigned char>(s[i]);
@@ -227,11 +217,221 @@ void AppendJsonString(std::string& out, std::string_view s) {
   out += '"';
 }
 
-// Appends `,"name":` to a JSON object being built.
-void AppendKey(std::string& out, std::string_view name) {
-  if (out.size() > 1) out += ',';
-  AppendJsonString(out, name);
+// A strict RFC 8259 validator that builds nothing (json::accept costs ~100 instructions
+// per byte; this is several times cheaper on the hot completion path). Rejects invalid
+// UTF-8, lone surrogate escapes and nesting deeper than kMaxJsonDepth.
+class JsonValidator {
+ public:
+  explicit JsonValidator(std::string_view text) : s_(text) {}
+
+  // true when the whole text is one JSON object (surrounding whitespace allowed).
+  bool IsObject() {
+    SkipWs();
+    if (pos_ >= s_.size() || s_[pos_] != '{') return false;
+    if (!Value(0)) return false;
+    SkipWs();
+    return pos_ == s_.size();
+  }
+
+ private:
+  static constexpr int kMaxJsonDepth = 256;
+
+  void SkipWs() {
+    while (pos_ < s_.size() &&
+           (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r')) {
+      ++pos_;
+    }
+  }
+  bool Eat(char c) {
+    if (pos_ < s_.size() && s_[pos_] == c) {
+      ++pos_;
+      return true;
+    }
+    return false;
+  }
+  bool Literal(std::string_view word) {
+    if (s_.substr(pos_, word.size()) != word) return false;
+    pos_ += word.size();
+    return true;
+  }
+  bool Digits() {
+    const std::size_t start = pos_;
+    while (pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9') ++pos_;
+    return pos_ > start;
+  }
+  bool Number() {
+    Eat('-');
+    if (Eat('0')) {
+      // no leading zeros
+    } else if (pos_ < s_.size() && s_[pos_] >= '1' && s_[pos_] <= '9') {
+      Digits();
+    } else {
+      return false;
+    }
+    if (Eat('.') && !Digits()) return false;
+    if (pos_ < s_.size() && (s_[pos_] == 'e' || s_[pos_] == 'E')) {
+      ++pos_;
+      if (!Eat('+')) Eat('-');
+      if (!Digits()) return false;
+    }
+    return true;
+  }
+  // Reads 4 hex digits of a \u escape.
+  bool Hex4(uint32_t& out) {
+    if (pos_ + 4 > s_.size()) return false;
+    out = 0;
+    for (int k = 0; k < 4; ++k) {
+      const char c = s_[pos_++];
+      out <<= 4;
+      if (c >= '0' && c <= '9') {
+        out |= static_cast<uint32_t>(c - '0');
+      } else if (c >= 'a' && c <= 'f') {
+        out |= static_cast<uint32_t>(c - 'a' + 10);
+      } else if (c >= 'A' && c <= 'F') {
+        out |= static_cast<uint32_t>(c - 'A' + 10);
+      } else {
+        return false;
+      }
+    }
+    return true;
+  }
+  bool String() {
+    if (!Eat('"')) return false;
+    while (pos_ < s_.size()) {
+      const auto c = static_cast<unsigned char>(s_[pos_]);
+      if (c == '"') {
+        ++pos_;
+        return true;
+      }
+      if (c < 0x20) return false;
+      if (c == '\\') {
+        if (++pos_ >= s_.size()) return false;
+        const char e = s_[pos_++];
+        if (e == 'u') {
+          uint32_t cp = 0;
+          if (!Hex4(cp)) return false;
+          if (cp >= 0xdc00 && cp <= 0xdfff) return false;  // lone low surrogate
+          if (cp >= 0xd800 && cp <= 0xdbff) {
+            uint32_t low = 0;
+            if (!Eat('\\') || !Eat('u') || !Hex4(low) || low < 0xdc00 || low > 0xdfff) {
+              return false;
+            }
+          }
+        } else if (e != '"' && e != '\\' && e != '/' && e != 'b' && e != 'f' && e != 'n' &&
+                   e != 'r' && e != 't') {
+          return false;
+        }
+        continue;
+      }
+      if (c >= 0x80) {
+        const std::size_t len = Utf8SequenceLength(s_, pos_);
+        if (len == 0) return false;
+        pos_ += len;
+        continue;
+      }
+      ++pos_;
+    }
+    return false;  // unterminated
+  }
+  bool Value(int depth) {
+    SkipWs();
+    if (pos_ >= s_.size()) return false;
+    switch (s_[pos_]) {
+      case '{': {
+        if (depth >= kMaxJsonDepth) return false;
+        ++pos_;
+        SkipWs();
+        if (Eat('}')) return true;
+        for (;;) {
+          SkipWs();
+          if (!String()) return false;
+          SkipWs();
+          if (!Eat(':')) return false;
+          if (!Value(depth + 1)) return false;
+          SkipWs();
+          if (Eat('}')) return true;
+          if (!Eat(',')) return false;
+        }
+      }
+      case '[': {
+        if (depth >= kMaxJsonDepth) return false;
+        ++pos_;
+        SkipWs();
+        if (Eat(']')) return true;
+        for (;;) {
+          if (!Value(depth + 1)) return false;
+          SkipWs();
+          if (Eat(']')) return true;
+          if (!Eat(',')) return false;
+        }
+      }
+      case '"':
+        return String();
+      case 't':
+        return Literal("true");
+      case 'f':
+        return Literal("false");
+      case 'n':
+        return Literal("null");
+      default:
+        return Number();
+    }
+  }
+
+  std::string_view s_;
+  std::size_t pos_ = 0;
+};
+
+// Validates a JSON object text without building a DOM; "" counts as {}.
+bool IsJsonObject(std::string_view text) {
+  if (text.empty() || text == "{}") return true;
+  return JsonValidator(text).IsObject();
+}
+
+void AppendInt(std::string& out, int64_t v) {
+  char buf[24];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, r.ptr);
+}
+
+// Appends `"YYYY-MM-DDTHH:MM:SS.mmmZ"` (quoted), the same text as FormatRfc3339, without
+// snprintf (it dominated the completion path).
+void AppendRfc3339String(std::string& out, WallTime t) {
+  using namespace std::chrono;
+  const int64_t ms = ToUnixMillis(t);
+  const int64_t secs = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
+  const int64_t millis = ms - secs * 1000;
+  const int64_t day_count = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
+  const int64_t sod = secs - day_count * 86400;
+  const year_month_day ymd{sys_days{days{day_count}}};
+  const int year = static_cast<int>(ymd.year());
+  if (year < 0 || year > 9999) {  // rare: keep the general formatter's exact text
+    AppendJsonString(out, FormatRfc3339(t));
+    return;
+  }
+  auto put = [&out](int64_t v, int width) {
+    char buf[8];
+    for (int i = width - 1; i >= 0; --i) {
+      buf[i] = static_cast<char>('0' + v % 10);
+      v /= 10;
+    }
+    out.append(buf, static_cast<std::size_t>(width));
+  };
+  out += '"';
+  put(year, 4);
+  out += '-';
+  put(static_cast<unsigned>(ymd.month()), 2);
+  out += '-';
+  put(static_cast<unsigned>(ymd.day()), 2);
+  out += 'T';
+  put(sod / 3600, 2);
   out += ':';
+  put(sod / 60 % 60, 2);
+  out += ':';
+  put(sod % 60, 2);
+  out += '.';
+  put(millis, 3);
+  out += "Z\"";
 }
 
 class SqliteStore final : public GraphStore {
@@ -654,11 +854,17 @@ Result<int64_t> SqliteStore::CompleteTasks(std::span<const TaskCompletion> compl
               "last_error = NULL, updated_at = ?5 WHERE id = ?1"));
 
   int64_t applied = 0;
+  const int64_t now_ms = WallNowMillis();
+  // Reused across the batch (no allocation per task once grown).
+  std::string provider;
+  std::string props;
+  std::string edge_props;
+  std::string key;
+  std::string fetched_at;  // quoted JSON string
   for (std::size_t i = 0; i < completions.size(); ++i) {
     const TaskCompletion& c = completions[i];
     const Provenance& p = c.result.provenance;
     int64_t node_id = 0;
-    std::string provider;
     std::optional<int64_t> previous;
     {
       Query q(find, "find claimed task");
@@ -670,41 +876,42 @@ Result<int64_t> SqliteStore::CompleteTasks(std::span<const TaskCompletion> compl
       if (!q.IsNull(2)) previous = q.Int(2);
     }
     const bool ok = c.result.outcome == Outcome::kOk;
-    const std::string fetched_at = FormatRfc3339(p.fetched_at);
-    std::string props = "{";
-    props.reserve(512 + c.result.data_json.size());
-    AppendKey(props, "provider");
+    fetched_at.clear();
+    AppendRfc3339String(fetched_at, p.fetched_at);
+    // Same members and order as before; keys are constants, so they are written literally.
+    props.clear();
+    props += "{\"provider\":";
     AppendJsonString(props, provider);
-    AppendKey(props, "kind");
+    props += ",\"kind\":";
     AppendJsonString(props, c.result.kind);
-    AppendKey(props, "status");
-    AppendJsonString(props, ok ? "ok" : "no_data");
-    AppendKey(props, "data");
+    props += ok ? ",\"status\":\"ok\",\"data\":" : ",\"status\":\"no_data\",\"data\":";
     props += c.result.data_json.empty() ? std::string_view("{}") : c.result.data_json;
-    AppendKey(props, "adapter");
+    props += ",\"adapter\":";
     AppendJsonString(props, p.adapter);
-    AppendKey(props, "adapter_version");
+    props += ",\"adapter_version\":";
     AppendJsonString(props, p.adapter_version);
-    AppendKey(props, "endpoint");
+    props += ",\"endpoint\":";
     AppendJsonString(props, p.endpoint);
-    AppendKey(props, "http_status");
-    props += std::to_string(p.http_status);
-    AppendKey(props, "fetched_at");
-    AppendJsonString(props, fetched_at);
-    AppendKey(props, "expires_at");
-    AppendJsonString(props, FormatRfc3339(p.expires_at));
-    AppendKey(props, "attempts");
-    props += std::to_string(p.attempts);
-    AppendKey(props, "latency_ms");
-    props +=
-        std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(p.latency).count());
-    AppendKey(props, "response_digest");
+    props += ",\"http_status\":";
+    AppendInt(props, p.http_status);
+    props += ",\"fetched_at\":";
+    props += fetched_at;
+    props += ",\"expires_at\":";
+    AppendRfc3339String(props, p.expires_at);
+    props += ",\"attempts\":";
+    AppendInt(props, p.attempts);
+    props += ",\"latency_ms\":";
+    AppendInt(props, std::chrono::duration_cast<std::chrono::milliseconds>(p.latency).count());
+    props += ",\"response_digest\":";
     AppendJsonString(props, p.response_digest);
-    AppendKey(props, "run_id");
+    props += ",\"run_id\":";
     AppendJsonString(props, p.run_id);
     props += '}';
-    const std::string key =
-        provider + "/" + std::to_string(node_id) + "/" + std::to_string(c.claim_seq);
+    key = provider;
+    key += '/';
+    AppendInt(key, node_id);
+    key += '/';
+    AppendInt(key, c.claim_seq);
     int64_t enrichment_id = 0;
     {
       Query q(insert_node, "insert enrichment node");
@@ -716,11 +923,10 @@ Result<int64_t> SqliteStore::CompleteTasks(std::span<const TaskCompletion> compl
       enrichment_id = sqlite3_last_insert_rowid(db_);
     }
     {
-      std::string edge_props = "{";
-      AppendKey(edge_props, "provider");
+      edge_props = "{\"provider\":";
       AppendJsonString(edge_props, provider);
-      AppendKey(edge_props, "fetched_at");
-      AppendJsonString(edge_props, fetched_at);
+      edge_props += ",\"fetched_at\":";
+      edge_props += fetched_at;
       edge_props += '}';
       Query q(insert_edge, "insert ENRICHED_BY edge");
       q.Bind(1, node_id).Bind(2, enrichment_id).BindStatic(3, edge_props);
@@ -737,7 +943,7 @@ Result<int64_t> SqliteStore::CompleteTasks(std::span<const TaskCompletion> compl
           .Bind(2, ok ? std::string_view("done") : std::string_view("no_data"))
           .Bind(3, ToUnixMillis(p.expires_at))
           .Bind(4, enrichment_id)
-          .Bind(5, WallNowMillis());
+          .Bind(5, now_ms);
       ENRICHD_RETURN_IF_ERROR(q.Run());
     }
     ++applied;

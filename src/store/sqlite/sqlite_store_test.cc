@@ -283,6 +283,102 @@ TEST(SqliteStoreTest, InvalidUtf8InProvenanceStillGivesJsonProps) {
   EXPECT_EQ(props["endpoint"], "http://127.0.0.1/\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd(ok");
 }
 
+// The store validates props/data with its own scanner (no DOM): it must accept exactly
+// the JSON objects a conforming parser accepts.
+TEST(SqliteStoreTest, PropsValidationAgreesWithAJsonParser) {
+  TempDir dir;
+  auto store = OpenSqliteStore(dir.File("json.db"));
+  ASSERT_TRUE(store.ok()) << store.status();
+  const std::vector<std::string> inputs = {
+      R"({"a":1})",
+      R"( {"a":[1,2.5,-0,1e10,-1.5E-3,true,false,null,{}]} )",
+      R"({"s":"\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00"})",
+      "{\"u\":\"\xc3\xa9\xf0\x9f\x98\x80\"}",
+      R"({"a":{"b":{"c":[[[]]]}}})",
+      R"([1])",
+      R"("x")",
+      R"(1)",
+      R"({"a":1,})",
+      R"({"a" 1})",
+      R"({a:1})",
+      R"({"a":01})",
+      R"({"a":1.})",
+      R"({"a":.5})",
+      R"({"a":1e})",
+      R"({"a":+1})",
+      R"({"a":-})",
+      R"({"a":tru})",
+      R"({"a":"\x"})",
+      R"({"a":"\u12"})",
+      R"({"a":"\ud800"})",
+      R"({"a":"\udc00"})",
+      "{\"a\":\"\xff\"}",
+      "{\"a\":\"\xc3\"}",
+      "{\"a\":\"\t\"}",
+      R"({"a":1}{)",
+      R"({"a":1} x)",
+      R"({"a":[1,]})",
+      R"({"a":"unterminated})",
+      "{",
+      std::string(300, '[') + std::string(300, ']'),
+      "{\"d\":" + std::string(100, '[') + std::string(100, ']') + "}"};
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const std::string& text = inputs[i];
+    const nlohmann::json parsed = nlohmann::json::parse(text, nullptr, false);
+    const bool expected = !parsed.is_discarded() && parsed.is_object();
+    const std::vector<SourceNode> nodes = {{"t", "k" + std::to_string(i), text}};
+    auto stats = (*store)->UpsertSourceNodes(nodes);
+    EXPECT_EQ(stats.ok(), expected) << "input: " << text;
+    if (!stats.ok()) EXPECT_EQ(stats.status().code(), StatusCode::kInvalidArgument);
+  }
+}
+
+// fetched_at / expires_at in the props use the same text as FormatRfc3339 (clock.h),
+// across dates that exercise the calendar arithmetic.
+TEST(SqliteStoreTest, ProvenanceTimesMatchFormatRfc3339) {
+  TempDir dir;
+  auto store = OpenSqliteStore(dir.File("times.db"));
+  ASSERT_TRUE(store.ok()) << store.status();
+  const int64_t times_ms[] = {
+      0, -1, -86'400'001, 951'782'400'000, 951'868'799'999, 4'107'542'399'999, 1'700'000'000'123};
+  FakeClock clock;
+  int seq = 0;
+  for (int64_t ms : times_ms) {
+    // One label and provider per time: earlier answers (some long expired) stay out of
+    // this round's plan and claim.
+    const std::string key = "198.51.100." + std::to_string(++seq);
+    const std::string label = "ip" + std::to_string(seq);
+    const std::string provider = "p" + std::to_string(seq);
+    ASSERT_TRUE((*store)->UpsertSourceNodes(std::vector<SourceNode>{{label, key}}).ok());
+    ASSERT_TRUE((*store)
+                    ->PlanDueTasks(std::vector<ProviderPlan>{{provider, {label}}}, clock.WallNow())
+                    .ok());
+    ClaimRequest request;
+    request.providers = {provider};
+    request.lease_owner = "w";
+    request.now = clock.WallNow();
+    auto claimed = (*store)->ClaimTasks(request);
+    ASSERT_TRUE(claimed.ok() && claimed->size() == 1u);
+    TaskCompletion c;
+    c.task_id = (*claimed)[0].task_id;
+    c.claim_seq = (*claimed)[0].claim_seq;
+    c.result.outcome = Outcome::kOk;
+    c.result.kind = "asn";
+    c.result.provenance.fetched_at = FromUnixMillis(ms);
+    c.result.provenance.expires_at = FromUnixMillis(ms + 86'400'000);
+    ASSERT_EQ((*store)->CompleteTasks(std::vector<TaskCompletion>{c}).value_or(-1), 1);
+    auto view = (*store)->GetNode(label, key);
+    ASSERT_TRUE(view.ok() && view->has_value());
+    ASSERT_EQ((*view)->enrichments.size(), 1u);
+    auto props = nlohmann::json::parse((*view)->enrichments[0].props_json, nullptr, false);
+    ASSERT_FALSE(props.is_discarded());
+    EXPECT_EQ(props["fetched_at"], FormatRfc3339(FromUnixMillis(ms))) << ms;
+    EXPECT_EQ(props["expires_at"], FormatRfc3339(FromUnixMillis(ms + 86'400'000))) << ms;
+    auto edge = nlohmann::json::parse((*view)->edges[0].props_json, nullptr, false);
+    EXPECT_EQ(edge["fetched_at"], FormatRfc3339(FromUnixMillis(ms))) << ms;
+  }
+}
+
 TEST(SqliteStoreTest, ClaimUsesTheDueIndex) {
   TempDir dir;
   const std::string path = dir.File("plan.db");
