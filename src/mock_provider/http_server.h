@@ -22,10 +22,10 @@
 namespace enrichd::mock {
 
 struct ServerRequest {
-  std::string method;  // "GET", "POST"
-  std::string target;  // path and query as sent, e.g. "/json/8.8.8.8?fields=..."
-  std::string path;    // target without the query, percent-decoded
-  std::string query;   // after '?', raw
+  std::string method;               // "GET", "POST"
+  std::string target;               // path and query as sent, e.g. "/json/8.8.8.8?fields=..."
+  std::string path;                 // target without the query, percent-decoded
+  std::string query;                // after '?', raw
   std::vector<HttpHeader> headers;  // names lower-cased
   std::string body;
 };

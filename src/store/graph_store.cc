@@ -11,7 +11,8 @@ Result<std::unique_ptr<GraphStore>> OpenGraphStore(std::string_view url) {
   }
   if (url.starts_with("sqlite://")) return OpenSqliteStore(url.substr(9));
   if (url.find("://") != std::string_view::npos) {
-    return InvalidArgumentError("unsupported store URL '" + std::string(url.substr(0, url.find("://"))) +
+    return InvalidArgumentError("unsupported store URL '" +
+                                std::string(url.substr(0, url.find("://"))) +
                                 "://...': use sqlite://PATH or postgresql://...");
   }
   return OpenSqliteStore(url);  // a bare path
