@@ -147,6 +147,7 @@ class ProviderRuntime {
 
   ProviderStats stats;
   LatencyHistogram latency;
+  uint64_t breaker_openings_at_start = 0;  // stats count this run's openings only
 
   bool Idle() const {
     return ready.empty() && calls.empty() && delayed.empty() && followers.empty();
@@ -380,6 +381,7 @@ class EngineImpl final : public Engine {
       fresh.kind = rt->stats.kind;
       rt->stats = std::move(fresh);
       rt->latency = LatencyHistogram();
+      rt->breaker_openings_at_start = rt->breaker->Snapshot().openings;
       rt->store_exhausted = false;
       rt->auth_failed = false;
       rt->no_claim_before = now;
@@ -855,7 +857,7 @@ class EngineImpl final : public Engine {
         wake = std::min(wake, now + std::max<Duration>(admission.retry_after, milliseconds(1)));
         return;
       }
-      std::vector<Work> works = TakeBatch(rt, now, wake);
+      std::vector<Work> works = TakeBatch(rt);
       if (works.empty()) return;  // permit released as ignored
       StartCall(rt, std::move(works), std::move(admission.permit), now, wake);
     }
@@ -863,9 +865,7 @@ class EngineImpl final : public Engine {
 
   // Up to the adapter's batch size of distinct keys; identical keys already in flight are
   // parked as followers and answered with the same result.
-  std::vector<Work> TakeBatch(ProviderRuntime& rt, MonoTime now, MonoTime& wake) {
-    (void)now;
-    (void)wake;
+  std::vector<Work> TakeBatch(ProviderRuntime& rt) {
     size_t max_items = 1;
     if (rt.async) {
       max_items = std::max<size_t>(1, std::min(rt.config.batch.max_items, rt.async->max_batch()));
@@ -1032,9 +1032,7 @@ class EngineImpl final : public Engine {
     const Outcome call_outcome = any_transient ? Outcome::kTransient
                                  : any_answer  ? Outcome::kOk
                                                : Outcome::kCancelled;  // counts for nothing
-    const auto before = rt.breaker->Snapshot().openings;
     call->permit.Record(call_outcome);
-    rt.stats.breaker_openings += static_cast<int64_t>(rt.breaker->Snapshot().openings - before);
     rt.budget->Record(call_outcome);
     if (rate_limited) {
       // Obey the provider: nobody calls it until the reset it named (or a growing pause).
@@ -1082,6 +1080,7 @@ class EngineImpl final : public Engine {
       s.latency_p99_ms = rt->latency.QuantileMs(0.99);
       const auto snap = rt->breaker->Snapshot();
       s.breaker_state = std::string(res::BreakerStateName(snap.state));
+      s.breaker_openings = static_cast<int64_t>(snap.openings - rt->breaker_openings_at_start);
       s.in_flight = rt->items_in_flight;
       s.queued = static_cast<int64_t>(rt->ready.size());
       out.push_back(std::move(s));
