@@ -1,6 +1,6 @@
 #include "enrichd/ip_address.h"
 
-#include <cstdio>
+#include <charconv>
 #include <string>
 
 namespace enrichd {
@@ -260,17 +260,34 @@ IpAddress IpAddress::Unmapped() const {
             (uint32_t{bytes_[14]} << 8) | uint32_t{bytes_[15]});
 }
 
+namespace {
+
+// Dotted quad of four bytes, without snprintf (ingest formats one address
+// per input line, and printf's format parsing was a visible share of that).
+void AppendDottedQuad(std::string& out, const uint8_t* b) {
+  for (int i = 0; i < 4; ++i) {
+    if (i > 0) out.push_back('.');
+    const unsigned v = b[i];
+    if (v >= 100) out.push_back(static_cast<char>('0' + v / 100));
+    if (v >= 10) out.push_back(static_cast<char>('0' + v / 10 % 10));
+    out.push_back(static_cast<char>('0' + v % 10));
+  }
+}
+
+}  // namespace
+
 std::string IpAddress::ToString() const {
-  char buf[64];
+  std::string out;
+  out.reserve(15);  // within the small-string buffer: no allocation for IPv4
   if (is_v4()) {
-    std::snprintf(buf, sizeof buf, "%u.%u.%u.%u", bytes_[0], bytes_[1], bytes_[2], bytes_[3]);
-    return buf;
+    AppendDottedQuad(out, bytes_.data());
+    return out;
   }
   IpAddress mapped = Unmapped();
   if (mapped.is_v4()) {
-    std::snprintf(buf, sizeof buf, "::ffff:%u.%u.%u.%u", bytes_[12], bytes_[13], bytes_[14],
-                  bytes_[15]);
-    return buf;
+    out = "::ffff:";
+    AppendDottedQuad(out, bytes_.data() + 12);
+    return out;
   }
   uint16_t g[8];
   for (int k = 0; k < 8; ++k)
@@ -290,8 +307,8 @@ std::string IpAddress::ToString() const {
     }
   }
   if (best_len < 2) best_start = -1;
-  std::string out;
   out.reserve(40);
+  char buf[8];
   for (int k = 0; k < 8; ++k) {
     if (k == best_start) {
       out += "::";
@@ -299,8 +316,7 @@ std::string IpAddress::ToString() const {
       continue;
     }
     if (!out.empty() && out.back() != ':') out += ':';
-    std::snprintf(buf, sizeof buf, "%x", g[k]);
-    out += buf;
+    out.append(buf, std::to_chars(buf, buf + sizeof buf, g[k], 16).ptr);
   }
   return out;
 }
