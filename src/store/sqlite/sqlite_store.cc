@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <unordered_map>
@@ -528,8 +529,21 @@ class SqliteStore final : public GraphStore {
   std::unordered_map<std::string, sqlite3_stmt*> cache_;
 };
 
+// SQLite keeps global memory statistics by default, which takes a global mutex on every
+// allocation (a measurable share of claim + complete). Nothing here reads them, so they are
+// turned off once, before SQLite initialises; if the process (another library) has
+// initialised SQLite already, the call is refused and the default stays: harmless.
+void DisableMemoryStatisticsOnce() {
+  static const bool done = [] {
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    return true;
+  }();
+  (void)done;
+}
+
 Status SqliteStore::Open() {
   if (path_.empty()) return InvalidArgumentError("sqlite store: empty path (use sqlite://PATH)");
+  DisableMemoryStatisticsOnce();
   int rc =
       sqlite3_open_v2(path_.c_str(), &db_,
                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
@@ -657,12 +671,23 @@ Result<UpsertStats> SqliteStore::UpsertSourceNodes(std::span<const SourceNode> n
                                   "': props are not a JSON object");
     }
   }
+  // Inserted in (label, key) order: every insert then lands next to the previous one in the
+  // unique index, which turns a batch of random keys into one sweep over the index pages
+  // (1M random IPs: about 25 % less time). New nodes get their ids in that order too.
+  std::vector<const SourceNode*> sorted;
+  sorted.reserve(nodes.size());
+  for (const SourceNode& n : nodes) sorted.push_back(&n);
+  std::sort(sorted.begin(), sorted.end(), [](const SourceNode* a, const SourceNode* b) {
+    const int by_label = a->label.compare(b->label);
+    return by_label != 0 ? by_label < 0 : a->key < b->key;
+  });
   Transaction tx(*this);
   ENRICHD_RETURN_IF_ERROR(tx.Begin(true));
   ENRICHD_ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
                            Prepare("INSERT INTO nodes (label, key, props) VALUES (?1, ?2, ?3) "
                                    "ON CONFLICT (label, key) DO NOTHING"));
-  for (const SourceNode& n : nodes) {
+  for (const SourceNode* node : sorted) {
+    const SourceNode& n = *node;
     Query q(stmt, "insert node");
     q.BindStatic(1, n.label)
         .BindStatic(2, n.key)
@@ -791,18 +816,35 @@ Result<std::vector<ClaimedTask>> SqliteStore::ClaimTasks(const ClaimRequest& req
       due_at.push_back(q.Int(5));
     }
   }
-  ENRICHD_ASSIGN_OR_RETURN(sqlite3_stmt * node_stmt,
-                           Prepare("SELECT label, key FROM nodes WHERE id = ?1"));
-  for (ClaimedTask& t : claimed) {
-    Query q(node_stmt, "read claimed node");
-    q.Bind(1, t.node_id);
-    ENRICHD_ASSIGN_OR_RETURN(bool row, q.Step());
-    if (!row) {
-      return DataLossError(Context("task " + std::to_string(t.task_id) + " refers to node " +
-                                   std::to_string(t.node_id) + ", which does not exist"));
+  // The claimed tasks' nodes in one statement (a JSON array of ids), not one per task.
+  if (!claimed.empty()) {
+    std::string ids = "[";
+    for (const ClaimedTask& t : claimed) {
+      if (ids.size() > 1) ids += ',';
+      AppendInt(ids, t.node_id);
     }
-    t.label = q.Text(0);
-    t.key = q.Text(1);
+    ids += ']';
+    ENRICHD_ASSIGN_OR_RETURN(
+        sqlite3_stmt * node_stmt,
+        Prepare("SELECT id, label, key FROM nodes WHERE id IN (SELECT value FROM json_each(?1))"));
+    std::unordered_map<int64_t, std::pair<std::string, std::string>> by_id;
+    by_id.reserve(claimed.size());
+    Query q(node_stmt, "read claimed nodes");
+    q.BindStatic(1, ids);
+    for (;;) {
+      ENRICHD_ASSIGN_OR_RETURN(bool row, q.Step());
+      if (!row) break;
+      by_id.emplace(q.Int(0), std::pair(q.Text(1), q.Text(2)));
+    }
+    for (ClaimedTask& t : claimed) {
+      auto it = by_id.find(t.node_id);
+      if (it == by_id.end()) {
+        return DataLossError(Context("task " + std::to_string(t.task_id) + " refers to node " +
+                                     std::to_string(t.node_id) + ", which does not exist"));
+      }
+      t.label = it->second.first;  // copied: two tasks of one node share the entry
+      t.key = it->second.second;
+    }
   }
   ENRICHD_RETURN_IF_ERROR(tx.Commit());
 
@@ -835,9 +877,38 @@ Result<int64_t> SqliteStore::CompleteTasks(std::span<const TaskCompletion> compl
 
   Transaction tx(*this);
   ENRICHD_RETURN_IF_ERROR(tx.Begin(true));
-  ENRICHD_ASSIGN_OR_RETURN(sqlite3_stmt * find,
-                           Prepare("SELECT node_id, provider, enrichment_id FROM tasks "
-                                   "WHERE id = ?1 AND claim_seq = ?2 AND status = 'running'"));
+  // The batch's running tasks in one statement (a JSON array of ids), not one per task.
+  struct Claimed {
+    int64_t claim_seq = 0;
+    int64_t node_id = 0;
+    std::string provider;
+    std::optional<int64_t> previous;  // the enrichment this answer supersedes
+  };
+  std::unordered_map<int64_t, Claimed> running;
+  {
+    std::string ids = "[";
+    for (const TaskCompletion& c : completions) {
+      if (ids.size() > 1) ids += ',';
+      AppendInt(ids, c.task_id);
+    }
+    ids += ']';
+    ENRICHD_ASSIGN_OR_RETURN(
+        sqlite3_stmt * find,
+        Prepare("SELECT id, claim_seq, node_id, provider, enrichment_id FROM tasks "
+                "WHERE id IN (SELECT value FROM json_each(?1)) AND status = 'running'"));
+    running.reserve(completions.size());
+    Query q(find, "find claimed tasks");
+    q.BindStatic(1, ids);
+    for (;;) {
+      ENRICHD_ASSIGN_OR_RETURN(bool row, q.Step());
+      if (!row) break;
+      Claimed& t = running[q.Int(0)];
+      t.claim_seq = q.Int(1);
+      t.node_id = q.Int(2);
+      t.provider = q.Text(3);
+      if (!q.IsNull(4)) t.previous = q.Int(4);
+    }
+  }
   ENRICHD_ASSIGN_OR_RETURN(sqlite3_stmt * insert_node,
                            Prepare("INSERT INTO nodes (label, key, props) "
                                    "VALUES ('enrichment', ?1, ?2) "
@@ -866,17 +937,14 @@ Result<int64_t> SqliteStore::CompleteTasks(std::span<const TaskCompletion> compl
   for (std::size_t i = 0; i < completions.size(); ++i) {
     const TaskCompletion& c = completions[i];
     const Provenance& p = c.result.provenance;
-    int64_t node_id = 0;
-    std::optional<int64_t> previous;
-    {
-      Query q(find, "find claimed task");
-      q.Bind(1, c.task_id).Bind(2, c.claim_seq);
-      ENRICHD_ASSIGN_OR_RETURN(bool row, q.Step());
-      if (!row) continue;  // stale or unknown claim: ignored
-      node_id = q.Int(0);
-      provider = q.Text(1);
-      if (!q.IsNull(2)) previous = q.Int(2);
+    auto it = running.find(c.task_id);
+    if (it == running.end() || it->second.claim_seq != c.claim_seq) {
+      continue;  // stale or unknown claim, or completed already: ignored
     }
+    const int64_t node_id = it->second.node_id;
+    const std::optional<int64_t> previous = it->second.previous;
+    provider.swap(it->second.provider);
+    running.erase(it);  // the same completion twice in one batch applies once
     const bool ok = c.result.outcome == Outcome::kOk;
     fetched_at.clear();
     AppendRfc3339String(fetched_at, p.fetched_at);
