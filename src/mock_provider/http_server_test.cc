@@ -256,8 +256,11 @@ TEST(HttpServerTest, StopClosesOpenConnectionsAndIsIdempotent) {
   ASSERT_TRUE(idle.ReadResponse().complete);
   busy.Send(Get("/delay/600000"));
   partial.Send("GET /incomplete HTTP/1.1\r\nHost:");
-  // Make sure the server has seen the busy request before stopping.
-  while (server->requests_received() < 2) std::this_thread::yield();
+  // Make sure the server has seen the busy request, and accepted the partial one (else it
+  // is still in the listen backlog and gets a reset, not a close), before stopping.
+  while (server->requests_received() < 2 || server->connections_accepted() < 3) {
+    std::this_thread::yield();
+  }
   server->Stop();
   EXPECT_TRUE(idle.AtEof());
   EXPECT_TRUE(busy.AtEof());

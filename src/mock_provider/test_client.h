@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <cerrno>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -108,11 +109,14 @@ class RawClient {
     return r;
   }
 
-  // True when the server closed the connection (EOF) with nothing more to read.
+  // True when the server closed the connection with nothing more to read: an orderly close
+  // (EOF), or a reset (a socket closed with unread input, e.g. a request still arriving,
+  // is reset by the kernel).
   bool AtEof() {
     if (!buf_.empty()) return false;
     char c;
-    return ::recv(fd_, &c, 1, 0) == 0;
+    const ssize_t n = ::recv(fd_, &c, 1, 0);
+    return n == 0 || (n < 0 && errno == ECONNRESET);
   }
 
   std::string& buffered() { return buf_; }
