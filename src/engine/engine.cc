@@ -203,9 +203,14 @@ class EngineImpl final : public Engine {
         // 1/R apart can arrive closer together; at exactly R with the provider's bucket
         // empty, that alone earns a 429 (and a Retry-After pause far costlier than the
         // margin). 1 % of the rate and one token of the burst are kept in reserve.
+        // The bucket starts with one token, not full: the first requests open new
+        // connections, and while those handshakes delay the burst, paced requests catch up
+        // with it and arrive together; nor does a fresh run know how much of the
+        // provider's burst a run just before it (or another process) has used.
         res::TokenBucketConfig tb;
         tb.rate_per_second = *pc.rate_limit.per_second * kRateLimitPace;
         tb.burst = std::max<int64_t>(1, static_cast<int64_t>(pc.rate_limit.burst) - 1);
+        tb.initial_tokens = 1;
         auto bucket = res::TokenBucket::Create(tb, clock_);
         if (!bucket.ok()) return bucket.status().WithContext(where + ": rate_limit");
         rt->bucket = std::move(bucket).value();

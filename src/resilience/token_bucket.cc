@@ -32,6 +32,10 @@ Status TokenBucketConfig::Validate() const {
     return InvalidArgumentError("rate_limit.burst must be in 1..1000000000, got " +
                                 std::to_string(burst));
   }
+  if (initial_tokens < -1 || initial_tokens > burst) {
+    return InvalidArgumentError("token bucket: initial_tokens must be -1 (full) or 0..burst, got " +
+                                std::to_string(initial_tokens));
+  }
   return Status::Ok();
 }
 
@@ -46,7 +50,8 @@ TokenBucket::TokenBucket(const TokenBucketConfig& config, const Clock& clock)
       rate_(config.rate_per_second),
       burst_(config.burst),
       capacity_nano_(config.burst * kNanoPerToken),
-      tokens_nano_(capacity_nano_),
+      tokens_nano_(config.initial_tokens < 0 ? capacity_nano_
+                                             : config.initial_tokens * kNanoPerToken),
       last_(clock.Now()),
       paused_until_(MonoTime::min()) {}
 

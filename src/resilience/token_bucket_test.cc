@@ -140,6 +140,26 @@ TEST(TokenBucketTest, RejectsInvalidConfigNamingTheField) {
   }
 }
 
+TEST(TokenBucketTest, InitialTokensStartsPartlyFilledAndRefillsAtTheRate) {
+  FakeClock clock;
+  auto bucket =
+      TokenBucket::Create({.rate_per_second = 10, .burst = 5, .initial_tokens = 1}, clock);
+  ASSERT_TRUE(bucket.ok()) << bucket.status().ToString();
+  EXPECT_TRUE((*bucket)->TryAcquire(1));
+  EXPECT_FALSE((*bucket)->TryAcquire(1));  // not the burst of 5: one token only
+  clock.Advance(std::chrono::milliseconds(100));
+  EXPECT_TRUE((*bucket)->TryAcquire(1));
+  clock.Advance(std::chrono::seconds(10));
+  EXPECT_DOUBLE_EQ((*bucket)->TokensApprox(), 5.0);  // refills up to the burst as usual
+
+  for (int64_t bad : {int64_t{-2}, int64_t{6}}) {
+    auto refused =
+        TokenBucket::Create({.rate_per_second = 10, .burst = 5, .initial_tokens = bad}, clock);
+    ASSERT_FALSE(refused.ok()) << bad;
+    EXPECT_NE(refused.status().message().find("initial_tokens"), std::string::npos);
+  }
+}
+
 TEST(TokenBucketTest, InvalidRequestSizesAreRefusedWithoutSpending) {
   FakeClock clock;
   auto bucket = MakeBucket(10, 3, clock);

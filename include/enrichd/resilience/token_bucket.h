@@ -38,6 +38,8 @@ struct TokenBucketConfig {
   double rate_per_second = 10.0;
   // Capacity: the most tokens that can be spent at once. 1 .. 1'000'000'000.
   int64_t burst = 20;
+  // Tokens in the bucket when it is made: 0 .. burst, or -1 for a full bucket.
+  int64_t initial_tokens = -1;
 
   // Ok, or kInvalidArgument naming the offending field.
   Status Validate() const;
