@@ -66,8 +66,10 @@ constexpr const char* kIngestTempTable =
     "(ord bigint, label text COLLATE \"C\", key text COLLATE \"C\", props text) "
     "ON COMMIT DELETE ROWS";
 
-// Adds the batch's nodes that are not present yet, in input order (the client removed
-// duplicates within the batch). Existing rows are filtered first, so conflicts consume
+// Adds the batch's nodes that are not present yet, in (label, key) order (the client
+// removed duplicates within the batch): each insert then lands next to the previous one
+// in the unique index, one sweep per batch instead of random page visits (1M random IPs:
+// 13.1 s -> 11.0 s of server time here), as in the SQLite backend. Existing rows are filtered first, so conflicts consume
 // no sequence values and the insert needs no per-row speculative insertion. "OFFSET 0"
 // keeps the check a per-row probe of the unique index: as an anti-join the planner
 // would hash the whole nodes table for every batch, and a batch must cost what it holds.
@@ -75,13 +77,13 @@ constexpr const char* kIngestInsert = R"sql(
 INSERT INTO nodes (label, key, props)
 SELECT i.label, i.key, i.props::jsonb FROM enrichd_ingest i
 WHERE NOT EXISTS (SELECT 1 FROM nodes n WHERE n.label = i.label AND n.key = i.key OFFSET 0)
-ORDER BY i.ord)sql";
+ORDER BY i.label, i.key)sql";
 // The same for when a concurrent ingester added one of the keys after our snapshot.
 constexpr const char* kIngestInsertRacing = R"sql(
 INSERT INTO nodes (label, key, props)
 SELECT i.label, i.key, i.props::jsonb FROM enrichd_ingest i
 WHERE NOT EXISTS (SELECT 1 FROM nodes n WHERE n.label = i.label AND n.key = i.key OFFSET 0)
-ORDER BY i.ord
+ORDER BY i.label, i.key
 ON CONFLICT (label, key) DO NOTHING)sql";
 
 // $1 provider, $2 label, $3 now: one task per node of the label that has none yet.
