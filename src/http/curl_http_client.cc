@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "http/native_http_transport.h"
+
 namespace enrichd {
 namespace {
 
@@ -184,6 +186,7 @@ class CurlHttpClient::Impl {
 
   ~Impl() {
     Shutdown();
+    native_.reset();  // closes its connections while the epoll descriptor is open
     in_flight_.clear();
     pool_.clear();                                      // easy handles go before the multi handle
     if (multi_ != nullptr) curl_multi_cleanup(multi_);  // may still report sockets: epoll last
@@ -224,6 +227,19 @@ class CurlHttpClient::Impl {
         1, static_cast<long>(
                std::chrono::duration_cast<std::chrono::seconds>(options_.max_idle_connection_age)
                    .count()));
+    if (options_.native_http) {
+      proxy_rule_ = http_internal::ProxyRule::FromEnvironment();
+      http_internal::NativeOptions native;
+      native.max_total_connections = options_.max_total_connections;
+      native.max_host_connections = options_.max_host_connections;
+      native.max_idle_connections = options_.max_idle_connections;
+      native.max_idle_connection_age = options_.max_idle_connection_age;
+      native.user_agent = options_.user_agent;
+      native_ = std::make_unique<http_internal::NativeHttpTransport>(
+          epoll_fd_, std::move(native), clock_,
+          [this](Callback& done, HttpResponse&& response) { Invoke(done, std::move(response)); },
+          [this] { Wake(); });
+    }
     try {
       thread_ = std::thread([this] { Run(); });
     } catch (const std::exception& e) {
@@ -276,7 +292,9 @@ class CurlHttpClient::Impl {
     Stats s;
     s.submitted = submitted_.load(std::memory_order_relaxed);
     s.completed = completed_.load(std::memory_order_relaxed);
-    s.in_flight = in_flight_count_.load(std::memory_order_relaxed);
+    s.in_flight = in_flight_count_.load(std::memory_order_relaxed) +
+                  (native_ != nullptr ? native_->in_flight() : 0);
+    s.native_requests = native_requests_.load(std::memory_order_relaxed);
     return s;
   }
 
@@ -337,10 +355,17 @@ class CurlHttpClient::Impl {
   }
 
   // Milliseconds epoll may wait: until libcurl's timer, at most 1 s, 0 when work is due.
+  // Milliseconds epoll may wait: until libcurl's timer or the native transport's next
+  // deadline, at most 1 s, 0 when work is due.
   int WaitMillis() const {
-    if (!timer_armed_) return 1000;
-    auto left =
-        std::chrono::ceil<std::chrono::milliseconds>(timer_due_ - std::chrono::steady_clock::now());
+    auto due = std::chrono::steady_clock::time_point::max();
+    if (timer_armed_) due = timer_due_;
+    if (native_ != nullptr) due = std::min(due, native_->NextDeadline());
+    if (due == std::chrono::steady_clock::time_point::max()) return 1000;
+    const auto now = std::chrono::steady_clock::now();
+    if (due <= now) return 0;
+    if (due - now > std::chrono::seconds(1)) return 1000;
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(due - now);
     return static_cast<int>(std::clamp<int64_t>(left.count(), 0, 1000));
   }
 
@@ -371,7 +396,12 @@ class CurlHttpClient::Impl {
       }
       const int n = epoll_wait(epoll_fd_, events, kMaxEvents, wait_ms);
       for (int i = 0; i < n; ++i) {
-        const int fd = events[i].data.fd;
+        const uint64_t data = events[i].data.u64;
+        if (data & http_internal::NativeHttpTransport::kEpollTag) {
+          native_->OnEvent(data, events[i].events);
+          continue;
+        }
+        const int fd = static_cast<int>(data);
         if (fd == wake_fd_) {
           uint64_t count = 0;
           [[maybe_unused]] ssize_t r = read(wake_fd_, &count, sizeof count);
@@ -388,6 +418,12 @@ class CurlHttpClient::Impl {
         curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
       }
       CompleteFinished();
+      if (native_ != nullptr) {
+        native_->DrainResolved();
+        native_->CheckDeadlines(std::chrono::steady_clock::now());
+        native_->Pump();
+        native_->Collect();
+      }
     }
     CancelEverything();
   }
@@ -395,6 +431,26 @@ class CurlHttpClient::Impl {
   // Takes a pooled transfer, sets it up for `p` and hands it to libcurl. On failure the
   // request completes at once.
   void Start(PendingRequest&& p) {
+    for (const auto& h : p.request.headers) {
+      if (HasLineBreak(h.name) || HasLineBreak(h.value) || h.name.empty() ||
+          h.name.find(':') != std::string::npos) {
+        Fail(std::move(p), TransportError::kOther, "invalid request header name or value");
+        return;
+      }
+    }
+    if (HasLineBreak(p.request.method) || p.request.method.empty()) {
+      Fail(std::move(p), TransportError::kOther, "invalid request method");
+      return;
+    }
+    http_internal::NativeTarget target;
+    if (native_ != nullptr && !p.request.follow_redirects &&
+        p.request.method.find_first_of(" \t") == std::string::npos &&
+        http_internal::ParseNativeTarget(p.request.url, &target) &&
+        !proxy_rule_.Applies(target.host)) {
+      native_requests_.fetch_add(1, std::memory_order_relaxed);
+      native_->Start(std::move(p.request), target, std::move(p.done), p.submitted_at);
+      return;
+    }
     std::unique_ptr<Transfer> t;
     if (!pool_.empty()) {
       t = std::move(pool_.back());
@@ -406,19 +462,6 @@ class CurlHttpClient::Impl {
         Fail(std::move(p), TransportError::kOther, "cannot set up a curl easy handle");
         return;
       }
-    }
-    for (const auto& h : p.request.headers) {
-      if (HasLineBreak(h.name) || HasLineBreak(h.value) || h.name.empty() ||
-          h.name.find(':') != std::string::npos) {
-        Recycle(std::move(t));
-        Fail(std::move(p), TransportError::kOther, "invalid request header name or value");
-        return;
-      }
-    }
-    if (HasLineBreak(p.request.method) || p.request.method.empty()) {
-      Recycle(std::move(t));
-      Fail(std::move(p), TransportError::kOther, "invalid request method");
-      return;
     }
     t->done = std::move(p.done);
     t->submitted_at = p.submitted_at;
@@ -629,6 +672,7 @@ class CurlHttpClient::Impl {
 
   // On the I/O thread at shutdown: everything in flight or queued ends with kCancelled.
   void CancelEverything() {
+    if (native_ != nullptr) native_->CancelAll("http client shut down");
     while (!in_flight_.empty()) {
       Transfer* raw = in_flight_.back().get();
       Finish(TakeInFlight(raw), TransportError::kCancelled, "http client shut down");
@@ -671,6 +715,12 @@ class CurlHttpClient::Impl {
   std::atomic<uint64_t> submitted_{0};
   std::atomic<uint64_t> completed_{0};
   std::atomic<uint64_t> in_flight_count_{0};
+  std::atomic<uint64_t> native_requests_{0};
+
+  // Plain-http transport (nullptr when options_.native_http is off); I/O thread only,
+  // apart from in_flight().
+  std::unique_ptr<http_internal::NativeHttpTransport> native_;
+  http_internal::ProxyRule proxy_rule_;
 };
 
 Result<std::unique_ptr<CurlHttpClient>> CurlHttpClient::Create(CurlHttpClientOptions options) {

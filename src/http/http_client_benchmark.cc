@@ -5,6 +5,9 @@
 //
 //   http_client_benchmark [--seconds S] [--inflight N]    server and client in one process
 //   http_client_benchmark --url URL [--seconds S] [--inflight N]    client only
+//   ... [--transport native|curl]   native (default): the client as configured by default
+//                                   (plain http goes through its own HTTP/1.1 transport);
+//                                   curl: CurlHttpClientOptions::native_http = false
 //   http_client_benchmark --serve-only PORT SECONDS       server only (for wrk)
 //
 // A plain main rather than Google Benchmark: the figure is a sustained rate of an
@@ -80,8 +83,10 @@ struct LoadResult {
 
 // Keeps `inflight` requests going against `url` for `seconds`: each callback submits the
 // next request from the I/O thread.
-LoadResult RunLoad(const std::string& url, int inflight, double seconds) {
-  auto created = CurlHttpClient::Create();
+LoadResult RunLoad(const std::string& url, int inflight, double seconds, bool native) {
+  CurlHttpClientOptions options;
+  options.native_http = native;
+  auto created = CurlHttpClient::Create(options);
   if (!created.ok()) {
     std::fprintf(stderr, "cannot create the client: %s\n", created.status().ToString().c_str());
     std::exit(1);
@@ -151,6 +156,7 @@ int Main(int argc, char** argv) {
   double seconds = 5;
   int inflight = 64;
   std::string url;
+  bool native = true;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--serve-only") == 0 && i + 2 < argc) {
       return ServeOnly(static_cast<uint16_t>(std::atoi(argv[i + 1])), std::atoi(argv[i + 2]));
@@ -160,9 +166,13 @@ int Main(int argc, char** argv) {
       inflight = std::atoi(argv[++i]);
     } else if (std::strcmp(argv[i], "--url") == 0 && i + 1 < argc) {
       url = argv[++i];
+    } else if (std::strcmp(argv[i], "--transport") == 0 && i + 1 < argc &&
+               (std::strcmp(argv[i + 1], "native") == 0 || std::strcmp(argv[i + 1], "curl") == 0)) {
+      native = std::strcmp(argv[++i], "native") == 0;
     } else {
       std::fprintf(stderr,
-                   "usage: %s [--seconds S] [--inflight N] [--url URL] | --serve-only PORT S\n",
+                   "usage: %s [--seconds S] [--inflight N] [--url URL] [--transport native|curl]"
+                   " | --serve-only PORT S\n",
                    argv[0]);
       return 2;
     }
@@ -178,10 +188,12 @@ int Main(int argc, char** argv) {
     server = std::move(started).value();
     url = server->base_url() + "/json/8.8.8.8";
   }
-  LoadResult r = RunLoad(url, inflight, seconds);
-  std::printf("client: inflight=%d seconds=%.2f ok=%llu failed=%llu requests_per_second=%.0f\n",
-              inflight, r.seconds, static_cast<unsigned long long>(r.ok),
-              static_cast<unsigned long long>(r.failed), static_cast<double>(r.ok) / r.seconds);
+  LoadResult r = RunLoad(url, inflight, seconds, native);
+  std::printf(
+      "client: transport=%s inflight=%d seconds=%.2f ok=%llu failed=%llu "
+      "requests_per_second=%.0f\n",
+      native ? "native" : "curl", inflight, r.seconds, static_cast<unsigned long long>(r.ok),
+      static_cast<unsigned long long>(r.failed), static_cast<double>(r.ok) / r.seconds);
   if (server != nullptr) {
     server->Stop();
     std::printf("server: requests=%llu connections_accepted=%llu\n",
