@@ -80,6 +80,12 @@ struct RunOptions {
   Duration progress_interval = std::chrono::milliseconds(500);
   // Loud, one-off problems (auth refused, store errors): one line each.
   std::function<void(const std::string&)> on_alert;
+  // Optional: a second connection to the same store (not used by anyone else during the
+  // run). With it, claims and result writes run on a store thread of their own, so the
+  // engine thread never waits for the database while calls are in flight (commits and
+  // checkpoints no longer idle the providers' slots). Without it, everything runs on the
+  // engine thread through the store given to Run().
+  GraphStore* worker_store = nullptr;
 };
 
 struct EngineDeps {

@@ -143,6 +143,7 @@ int RunDemo(const std::vector<std::string>& argv) {
   // 4. Enrich until done.
   EngineRunOptions options;
   options.once = true;
+  options.store_url = store_url;
   const std::string progress = args->GetOr("progress", "auto");
   options.progress = progress == "auto"       ? ProgressDisplay::DetectMode(stdout)
                      : progress == "terminal" ? ProgressDisplay::Mode::kTerminal

@@ -63,6 +63,7 @@ int RunRun(const std::vector<std::string>& argv) {
   options.once = args->Has("once");
   options.json_summary = args->Has("json");
   options.run_id = args->GetOr("run-id", "");
+  options.store_url = store_url;
   const std::string progress = args->GetOr("progress", "auto");
   if (progress == "auto") {
     options.progress = ProgressDisplay::DetectMode(stdout);

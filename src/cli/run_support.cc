@@ -7,6 +7,7 @@
 #include <ctime>
 
 #include "cli/command.h"
+#include "cli/data_commands.h"
 #include "http/curl_http_client.h"
 
 namespace enrichd::cli {
@@ -81,6 +82,18 @@ int RunEngine(const EnrichdConfig& config, GraphStore& store, SignalWatcher& sig
   run.on_alert = [](const std::string& line) {
     std::fprintf(stderr, "enrichd run: ALERT: %s\n", line.c_str());
   };
+  std::unique_ptr<GraphStore> worker_store;
+  const auto sqlite_path = SqlitePathOf(options.store_url);
+  const bool in_memory = sqlite_path && (sqlite_path->empty() || *sqlite_path == ":memory:");
+  if (!options.store_url.empty() && !in_memory) {  // a second :memory: would be another db
+    auto second = OpenStoreForCommand(options.store_url, /*must_exist=*/false);
+    if (!second.ok()) {
+      std::fprintf(stderr, "enrichd run: %s\n", second.status().ToString().c_str());
+      return kExitFailure;
+    }
+    worker_store = std::move(second).value();
+    run.worker_store = worker_store.get();
+  }
   auto summary = eng.Run(store, run);
   signals.SetHandler(nullptr);
   display.Finish();

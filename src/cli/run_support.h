@@ -40,6 +40,9 @@ struct EngineRunOptions {
   ProgressDisplay::Mode progress = ProgressDisplay::Mode::kPlain;
   std::FILE* out = stdout;
   std::string run_id;
+  // The store's URL: a second connection to it carries the engine's claims and writes on
+  // a store thread (RunOptions::worker_store). Empty: one connection does everything.
+  std::string store_url;
 };
 
 // Runs the engine on `store` with `config` until done (or a signal). Prints progress and

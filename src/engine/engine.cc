@@ -89,6 +89,82 @@ class Inbox {
   bool closed_ = false;
 };
 
+// Runs store jobs, in order, on a thread of its own with a connection of its own
+// (RunOptions::worker_store), so that the engine thread never waits for the database
+// while calls are in flight. The first failing job's status is kept for the engine.
+class StoreWorker {
+ public:
+  using Job = std::function<Status(GraphStore&)>;
+
+  explicit StoreWorker(GraphStore& store) : store_(store) {
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~StoreWorker() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+  void Submit(Job job) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      jobs_.push_back(std::move(job));
+    }
+    cv_.notify_all();
+  }
+  // Nothing queued and nothing running.
+  bool Idle() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return jobs_.empty() && !busy_;
+  }
+  // Blocks until Idle(); returns the first error of any job so far (and forgets it).
+  Status Drain() {
+    std::unique_lock<std::mutex> lock(mu_);
+    idle_cv_.wait(lock, [this] { return jobs_.empty() && !busy_; });
+    return TakeErrorLocked();
+  }
+  Status TakeError() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return TakeErrorLocked();
+  }
+
+ private:
+  Status TakeErrorLocked() {
+    Status s = std::move(error_);
+    error_ = Status::Ok();
+    return s;
+  }
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [this] { return stop_ || !jobs_.empty(); });
+      if (jobs_.empty()) return;  // stopping, and everything was run
+      Job job = std::move(jobs_.front());
+      jobs_.pop_front();
+      busy_ = true;
+      lock.unlock();
+      Status s = job(store_);
+      lock.lock();
+      busy_ = false;
+      if (!s.ok() && error_.ok()) error_ = std::move(s);
+      if (jobs_.empty()) idle_cv_.notify_all();
+    }
+  }
+
+  GraphStore& store_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::condition_variable idle_cv_;
+  std::deque<Job> jobs_;
+  bool busy_ = false;
+  bool stop_ = false;
+  Status error_;
+  std::thread thread_;
+};
+
 // One unit of work: a claimed task, or an EnrichNow request.
 struct Work {
   std::optional<ClaimedTask> task;
@@ -143,6 +219,7 @@ class ProviderRuntime {
 
   MonoTime no_claim_before{};  // the store had nothing due: look again after this
   bool store_exhausted = false;
+  bool claim_in_flight = false;  // a claim is running on the store thread
   bool auth_failed = false;
   int consecutive_429 = 0;
   MonoTime rate_paused_until{};  // for providers without a bucket
@@ -298,6 +375,9 @@ class EngineImpl final : public Engine {
  private:
   struct ActiveRun {
     GraphStore* store = nullptr;
+    // Claims and result writes, when RunOptions::worker_store is given; else on `store`.
+    std::unique_ptr<StoreWorker> worker;
+    uint64_t generation = 0;  // tells a worker's late answer from a later run's
     RunOptions options;
     std::shared_ptr<std::promise<Result<RunSummary>>> done;
     MonoTime started{};
@@ -380,6 +460,11 @@ class EngineImpl final : public Engine {
     auto run = std::make_unique<ActiveRun>();
     run->store = &store;
     run->options = options;
+    run->generation = ++run_generation_;
+    for (auto& rt : runtimes_) rt->claim_in_flight = false;
+    if (options.worker_store != nullptr && options.worker_store != &store) {
+      run->worker = std::make_unique<StoreWorker>(*options.worker_store);
+    }
     run->done = std::move(done);
     const MonoTime now = clock_.Now();
     run->started = now;
@@ -446,6 +531,9 @@ class EngineImpl final : public Engine {
   void StepRun(MonoTime now, MonoTime& wake) {
     ActiveRun& run = *run_;
     const WallTime wall = clock_.WallNow();
+    if (run.worker) {
+      if (Status s = run.worker->TakeError(); !s.ok()) return FailRun(s);
+    }
     if (stop_requested_.load() && !run.stopping) BeginStop(now);
     if (!run.stopping) {
       if (now - run.last_reclaim >= config_.engine.lease / 2) {
@@ -494,15 +582,44 @@ class EngineImpl final : public Engine {
       wake = std::min(wake, rt.no_claim_before);
       return Status::Ok();
     }
+    if (rt.claim_in_flight) return Status::Ok();
     ClaimRequest req;
     req.providers = {rt.config.name};
     req.max_tasks = static_cast<size_t>(room);
     req.lease_owner = run_->options.lease_owner;
     req.now = wall;
     req.lease_for = config_.engine.lease;
+    if (run_->worker) {
+      // Claimed on the store thread; the tasks come back through the mailbox.
+      rt.claim_in_flight = true;
+      run_->worker->Submit([this, runtime = &rt, req = std::move(req), room,
+                            generation = run_->generation](GraphStore& store) -> Status {
+        auto claimed = store.ClaimTasks(req);
+        if (!claimed.ok()) return claimed.status();  // the engine fails the run
+        inbox_->Post(
+            [this, runtime, room, generation, tasks = std::move(claimed).value()]() mutable {
+              runtime->claim_in_flight = false;
+              // A run that has ended released these leases (ReleaseLeases, or they expire);
+              // a stopping run releases them as it ends: none of them is started.
+              if (!run_ || run_->generation != generation || run_->stopping) return;
+              const MonoTime t = clock_.Now();
+              MonoTime ignored = t;
+              TakeClaimed(*runtime, std::move(tasks), room, t, ignored);
+            });
+        return Status::Ok();
+      });
+      return Status::Ok();
+    }
     auto claimed = run_->store->ClaimTasks(req);
     if (!claimed.ok()) return claimed.status();
-    for (auto& task : *claimed) {
+    TakeClaimed(rt, std::move(claimed).value(), room, now, wake);
+    return Status::Ok();
+  }
+
+  // Queues claimed tasks for dispatch (or finishes those that cannot be sent).
+  void TakeClaimed(ProviderRuntime& rt, std::vector<ClaimedTask> claimed, int64_t room,
+                   MonoTime now, MonoTime& wake) {
+    for (auto& task : claimed) {
       run_->held.insert(task.task_id);
       auto item = Item::Make(task.label, task.key);
       if (!item.ok()) {
@@ -523,7 +640,7 @@ class EngineImpl final : public Engine {
       w.task = std::move(task);
       rt.ready.push_back(std::move(w));
     }
-    if (static_cast<int64_t>(claimed->size()) < room) {
+    if (static_cast<int64_t>(claimed.size()) < room) {
       rt.store_exhausted = true;
       const Duration poll = std::min<Duration>(config_.engine.poll_interval, milliseconds(250));
       rt.no_claim_before = now + poll;
@@ -531,12 +648,31 @@ class EngineImpl final : public Engine {
     } else {
       rt.store_exhausted = false;
     }
-    return Status::Ok();
   }
 
   Status Flush(MonoTime now) {
     ActiveRun& run = *run_;
     run.last_flush = now;
+    if (run.worker) {  // written on the store thread, in order; the engine goes on
+      if (run.completions.empty() && run.retries.empty() && run.finals.empty()) {
+        return Status::Ok();
+      }
+      run.worker->Submit([completions = std::exchange(run.completions, {}),
+                          retries = std::exchange(run.retries, {}),
+                          finals = std::exchange(run.finals, {})](GraphStore& store) -> Status {
+        if (!completions.empty()) {
+          if (auto r = store.CompleteTasks(completions); !r.ok()) return r.status();
+        }
+        if (!retries.empty()) {
+          if (auto r = store.ScheduleRetries(retries); !r.ok()) return r.status();
+        }
+        if (!finals.empty()) {
+          if (auto r = store.FinishTasks(finals); !r.ok()) return r.status();
+        }
+        return Status::Ok();
+      });
+      return Status::Ok();
+    }
     if (!run.completions.empty()) {
       auto r = run.store->CompleteTasks(run.completions);
       if (!r.ok()) return r.status();
@@ -607,6 +743,12 @@ class EngineImpl final : public Engine {
     if (!run.completions.empty() || !run.retries.empty() || !run.finals.empty()) {
       if (auto s = Flush(now); !s.ok()) return FailRun(s);
     }
+    if (run.worker) {  // the last writes and claims must have landed before counting
+      for (auto& rt : runtimes_) {
+        if (rt->claim_in_flight) return;
+      }
+      if (!run.worker->Idle()) return;
+    }
     if (now - run.last_count_check < milliseconds(200)) return;
     run.last_count_check = now;
     // Everything claimed is finished; is anything left in the store (retries not due yet,
@@ -624,6 +766,9 @@ class EngineImpl final : public Engine {
   void EndRun(MonoTime now, bool interrupted) {
     ActiveRun& run = *run_;
     Status s = Flush(now);
+    // Every write lands before leases are released: a completion written after its task
+    // went back to pending would be refused as stale, and the answer lost.
+    if (s.ok() && run.worker) s = run.worker->Drain();
     if (s.ok() && interrupted) {
       auto r = run.store->ReleaseLeases(run.options.lease_owner);
       if (!r.ok()) s = r.status();
@@ -1118,6 +1263,7 @@ class EngineImpl final : public Engine {
   std::unordered_map<std::string, size_t> index_;
   std::unique_ptr<WorkerPool> pool_;
   std::unique_ptr<ActiveRun> run_;
+  uint64_t run_generation_ = 0;
   std::atomic<bool> stop_requested_{false};
   std::atomic<bool> loop_exit_{false};
   std::thread loop_thread_;

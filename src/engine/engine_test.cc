@@ -168,7 +168,8 @@ class EngineTest : public ::testing::Test {
   // Runs the engine to completion while a helper thread advances the fake clock in
   // `step`s (the engine itself never sleeps on the fake clock).
   RunSummary RunOnce(const EnrichdConfig& config, Duration step = 10ms,
-                     std::vector<std::string>* alerts = nullptr) {
+                     std::vector<std::string>* alerts = nullptr,
+                     GraphStore* worker_store = nullptr) {
     auto engine = Engine::Create(
         config, {.http = &http_, .clock = &clock_, .registry = &registry_, .seed = 7});
     EXPECT_TRUE(engine.ok()) << engine.status();
@@ -182,6 +183,7 @@ class EngineTest : public ::testing::Test {
     });
     RunOptions options;
     options.once = true;
+    options.worker_store = worker_store;
     std::mutex alerts_mu;
     options.on_alert = [&](const std::string& line) {
       std::lock_guard<std::mutex> lock(alerts_mu);
@@ -244,6 +246,39 @@ TEST_F(EngineTest, TransientFailuresAreRetriedThroughTheStoreUntilDone) {
   auto node = store_->GetNode("ip", "1.1.1.1");
   ASSERT_TRUE(node.ok() && node->has_value());
   EXPECT_NE((*node)->enrichments[0].props_json.find("\"attempts\":3"), std::string::npos);
+}
+
+TEST_F(EngineTest, AStoreThreadOnASecondConnectionClaimsAndWritesEveryResultOnce) {
+  std::vector<std::string> keys;
+  for (int i = 1; i <= 250; ++i)
+    keys.push_back("8.8." + std::to_string(i / 200) + "." + std::to_string(i % 200 + 1));
+  Ingest(keys);
+  std::map<std::string, int> calls;
+  std::mutex calls_mu;
+  http_.respond = [&](const HttpRequest& r) {
+    std::lock_guard<std::mutex> lock(calls_mu);
+    return ++calls[r.url] == 1 && calls.size() % 10 == 0 ? Answer(503) : Answer(200);
+  };
+  auto second = OpenGraphStore("sqlite://" + (dir_ / "graph.db").string());
+  ASSERT_TRUE(second.ok()) << second.status();
+  EnrichdConfig config;
+  config.providers = {Provider()};
+  config.providers[0].circuit_breaker.failure_rate = 1.0;  // keep the breaker out of it
+  config.engine.claim_batch = 16;                        // many claims, each on the store thread
+  RunSummary s = RunOnce(config, 10ms, nullptr, second->get());
+  EXPECT_EQ(s.providers[0].ok, 250);
+  EXPECT_EQ(s.providers[0].dead, 0);
+  EXPECT_EQ(Counts("echo").done, 250);
+  EXPECT_EQ(Counts("echo").pending + Counts("echo").running, 0);
+  // Exactly one enrichment per address, the retried ones included.
+  for (const std::string& key : {std::string("8.8.0.11"), std::string("8.8.1.51")}) {
+    auto node = store_->GetNode("ip", key);
+    ASSERT_TRUE(node.ok() && node->has_value()) << key;
+    EXPECT_EQ((*node)->enrichments.size(), 1u) << key;
+  }
+  auto counts = store_->Counts();
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(counts->edges, 250);
 }
 
 TEST_F(EngineTest, AttemptsExhaustedOrPermanentErrorsEndDead) {
