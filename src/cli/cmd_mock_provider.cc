@@ -9,6 +9,7 @@
 
 #include "cli/args.h"
 #include "cli/command.h"
+#include "enrichd/config.h"
 #include "mock_provider/mock_provider.h"
 
 namespace enrichd::cli {
@@ -16,7 +17,7 @@ namespace {
 
 constexpr char kUsage[] =
     "enrichd mock-provider [--port N] [--scenario fast|realistic|flaky|outage|ratelimited] "
-    "[--host 127.0.0.1] [--threads N] [--seed N] [--token T]";
+    "[--host 127.0.0.1] [--threads N] [--seed N] [--token T] [--latency DURATION]";
 
 int Usage(const std::string& message) {
   std::cerr << "enrichd mock-provider: " << message << "\nusage: " << kUsage << "\n";
@@ -36,7 +37,8 @@ std::string Describe(const std::string& scenario) {
 }
 
 int RunMockProvider(const std::vector<std::string>& argv) {
-  auto args = Args::Parse(argv, {"port", "scenario", "host", "threads", "seed", "token"}, {});
+  auto args =
+      Args::Parse(argv, {"port", "scenario", "host", "threads", "seed", "token", "latency"}, {});
   if (!args.ok()) return Usage(args.status().message());
   if (!args->positionals().empty())
     return Usage("unexpected argument '" + args->positionals()[0] + "'");
@@ -56,6 +58,14 @@ int RunMockProvider(const std::vector<std::string>& argv) {
     return Usage("--port, --threads and --seed take whole numbers");
   }
   options->required_token = args->GetOr("token", "");
+  if (auto latency = args->Get("latency")) {  // replaces the scenario's latency (no jitter)
+    auto d = ParseDuration(*latency);
+    if (!d.ok() || *d < Duration::zero()) {
+      return Usage("--latency takes a duration such as 50ms");
+    }
+    options->latency = *d;
+    options->latency_jitter = Duration::zero();
+  }
 
   // Block the signals before the server threads start (they inherit the mask), then wait
   // for one here.
