@@ -7,6 +7,7 @@
 // callback never touches freed state.
 #include "enrichd/engine.h"
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -97,7 +98,10 @@ class StoreWorker {
   using Job = std::function<Status(GraphStore&)>;
 
   explicit StoreWorker(GraphStore& store) : store_(store) {
-    thread_ = std::thread([this] { Loop(); });
+    thread_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "enrichd-store");  // for top -H, perf, gdb
+      Loop();
+    });
   }
   ~StoreWorker() {
     {
@@ -114,11 +118,6 @@ class StoreWorker {
       jobs_.push_back(std::move(job));
     }
     cv_.notify_all();
-  }
-  // Nothing queued and nothing running.
-  bool Idle() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return jobs_.empty() && !busy_;
   }
   // Blocks until Idle(); returns the first error of any job so far (and forgets it).
   Status Drain() {
@@ -327,7 +326,10 @@ class EngineImpl final : public Engine {
     }
     if (needs_pool)
       pool_ = std::make_unique<WorkerPool>(std::max(1, config_.engine.worker_threads));
-    loop_thread_ = std::thread([this] { Loop(); });
+    loop_thread_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "enrichd-engine");
+      Loop();
+    });
     return Status::Ok();
   }
 
@@ -743,12 +745,16 @@ class EngineImpl final : public Engine {
     if (!run.completions.empty() || !run.retries.empty() || !run.finals.empty()) {
       if (auto s = Flush(now); !s.ok()) return FailRun(s);
     }
-    if (run.worker) {  // the last writes and claims must have landed before counting
-      for (auto& rt : runtimes_) {
-        if (rt->claim_in_flight) return;
-      }
-      if (!run.worker->Idle()) return;
+    // Nothing is in flight: let the last writes land (a short wait) so the counts below
+    // see them now rather than one count interval later.
+    if (run.worker) {
+      if (Status s = run.worker->Drain(); !s.ok()) return FailRun(s);
     }
+    // The store's counts decide, not the store thread's state: a task is pending, running
+    // (claimed, its result not yet written) or final, so nothing pending or running means
+    // every result is written and no claim in flight can bring more. (Waiting for the
+    // store thread to be idle instead could livelock: a fresh claim is queued every poll
+    // interval while the provider has no work.)
     if (now - run.last_count_check < milliseconds(200)) return;
     run.last_count_check = now;
     // Everything claimed is finished; is anything left in the store (retries not due yet,
