@@ -1,6 +1,8 @@
-// PostgreSQL GraphStore: set-based SQL over one libpq connection.
+// PostgreSQL GraphStore: set-based SQL over one libpq connection, plus a second one that
+// PlanDueTasks opens on first need to plan half of the (provider, label) pairs
+// concurrently (planning is CPU-bound in one server process; each half commits alone).
 //
-// Every write is one transaction (a single statement where possible). Claims use
+// Every other write is one transaction (a single statement where possible). Claims use
 // FOR UPDATE SKIP LOCKED so concurrent workers never block on or double-claim a task;
 // every write to a running task is guarded by (id, claim_seq, status = 'running').
 #include "store/postgres/postgres_store.h"
@@ -8,6 +10,8 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <system_error>
+#include <thread>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -56,6 +60,18 @@ struct LabelKeyHash {
 
 bool HasNul(std::string_view s) { return s.find('\0') != std::string_view::npos; }
 
+// A string constant for SQL text (the session has standard_conforming_strings on, the
+// default since PostgreSQL 9.1 and set by every planning transaction).
+std::string SqlLiteral(std::string_view s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') out.push_back('\'');
+    out.push_back(c);
+  }
+  out.push_back('\'');
+  return out;
+}
+
 // ---- SQL -------------------------------------------------------------------------------
 
 // Hash tables for set-based ingest and planning of millions of rows stay in memory.
@@ -69,14 +85,23 @@ constexpr const char* kIngestTempTable =
 // Adds the batch's nodes that are not present yet, in (label, key) order (the client
 // removed duplicates within the batch): each insert then lands next to the previous one
 // in the unique index, one sweep per batch instead of random page visits (1M random IPs:
-// 13.1 s -> 11.0 s of server time here), as in the SQLite backend. Existing rows are filtered first, so conflicts consume
-// no sequence values and the insert needs no per-row speculative insertion. "OFFSET 0"
-// keeps the check a per-row probe of the unique index: as an anti-join the planner
-// would hash the whole nodes table for every batch, and a batch must cost what it holds.
+// 13.1 s -> 11.0 s of server time here), as in the SQLite backend. Existing rows are
+// filtered first, so conflicts consume no sequence values and the insert needs no per-row
+// speculative insertion. "OFFSET 0" keeps the check a per-row probe of the unique index: as an
+// anti-join the planner would hash the whole nodes table for every batch, and a batch must cost
+// what it holds.
 constexpr const char* kIngestInsert = R"sql(
 INSERT INTO nodes (label, key, props)
 SELECT i.label, i.key, i.props::jsonb FROM enrichd_ingest i
 WHERE NOT EXISTS (SELECT 1 FROM nodes n WHERE n.label = i.label AND n.key = i.key OFFSET 0)
+ORDER BY i.label, i.key)sql";
+// The same without the check, while every batch so far was all new (a fresh ingest):
+// the unique index is then descended once per row instead of twice (200k new keys into
+// 1M: 1.7-2.3 s -> 1.4 s). One existing key fails it (23505): the batch is redone with
+// the check, and so are all later batches of this store object.
+constexpr const char* kIngestInsertNew = R"sql(
+INSERT INTO nodes (label, key, props)
+SELECT i.label, i.key, i.props::jsonb FROM enrichd_ingest i
 ORDER BY i.label, i.key)sql";
 // The same for when a concurrent ingester added one of the keys after our snapshot.
 constexpr const char* kIngestInsertRacing = R"sql(
@@ -86,16 +111,28 @@ WHERE NOT EXISTS (SELECT 1 FROM nodes n WHERE n.label = i.label AND n.key = i.ke
 ORDER BY i.label, i.key
 ON CONFLICT (label, key) DO NOTHING)sql";
 
-// $1 provider, $2 label, $3 now: one task per node of the label that has none yet.
-// Task ids follow the node ids (physical order) and the order of the (provider, label)
-// pairs, as in the SQLite backend. No ON CONFLICT: speculative insertion doubles the
-// cost of a large plan; a concurrent planner's conflict (23505) retries with kPlanNewRacing.
-constexpr const char* kPlanNew = R"sql(
-INSERT INTO tasks (node_id, provider, status, attempts, next_attempt_at, claim_seq, updated_at)
-SELECT n.id, $1, 'pending', 0, $3, 0, $3
-FROM nodes n
-WHERE n.label = $2
-  AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.node_id = n.id AND t.provider = $1))sql";
+// Planning new tasks: one task per node of the label that has none yet for the provider.
+// The node ids are read through a cursor in chunks and written back with COPY: COPY
+// inserts a page of heap tuples at a time (one WAL record per page), where INSERT ...
+// SELECT inserts row by row (1M tasks: 10.3-11.2 s with INSERT ... SELECT, 1.4 s +
+// 6.1-8.5 s with SELECT + COPY, busy machine; the index insertions are the same).
+// Task ids follow the node ids and the order of the (provider, label) pairs of one
+// connection. No conflict handling: a concurrent planner's conflict (23505) redoes the
+// transaction with kPlanNewRacing. DECLARE takes no parameters: provider and label are
+// SQL literals (SqlLiteral).
+std::string PlanNewCursor(std::string_view provider_literal, std::string_view label_literal) {
+  return std::string(
+             "DECLARE enrichd_plan NO SCROLL CURSOR FOR SELECT n.id FROM nodes n WHERE n.label "
+             "= ") +
+         std::string(label_literal) +
+         " AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.node_id = n.id AND t.provider = " +
+         std::string(provider_literal) + ") ORDER BY n.id";
+}
+constexpr const char* kPlanCopy =
+    "COPY tasks (node_id, provider, status, attempts, next_attempt_at, claim_seq, updated_at) "
+    "FROM STDIN";
+// Rows per FETCH / COPY while planning.
+constexpr int kPlanChunkRows = 100000;
 constexpr const char* kPlanNewRacing = R"sql(
 INSERT INTO tasks (node_id, provider, status, attempts, next_attempt_at, claim_seq, updated_at)
 SELECT n.id, $1, 'pending', 0, $3, 0, $3
@@ -143,47 +180,56 @@ SELECT u.id, u.claim_seq, u.node_id, n.label, n.key, u.provider, u.attempts
 FROM u JOIN nodes n ON n.id = u.node_id
 ORDER BY u.next_attempt_at, u.id)sql";
 
-// $1 task ids, $2 claim seqs, $3 statuses, $4 expires_at, $5 props (without provider),
-// $6 fetched_at (RFC 3339). updated_at (diagnostic only) is the server's clock.
+// $1 task ids, $2 claim seqs, $3 statuses, $4 expires_at, $5 props: a JSON object's text
+// up to the value of its last member "provider", which the statement appends (from the
+// task row) with the closing brace, so the props are parsed once and never merged. They
+// come joined by the control character RS (0x1E), which JSON text never holds unescaped:
+// splitting is cheaper than parsing a text[] literal in which every quote is escaped.
+// $6 fetched_at (RFC 3339), for the edge. updated_at (diagnostic only) is the server's clock.
 // One statement: task status, superseding older answers of the same (node, provider),
-// the enrichment node and its edge (whose ends come back from the node insert: the
-// source id is the middle part of the key "<provider>/<node id>/<claim_seq>").
+// the enrichment node and its edge. The enrichment node ids are drawn up front (in input
+// order), so the node and the edge are written side by side from `done` without a
+// RETURNING round through the node insert. Only a task claimed before (claim_seq > 1)
+// can have an older answer: first answers skip the superseding join altogether.
+// The running-check compares with c.running, a value of the materialised CTE and not a
+// constant, so the planner cannot answer it from the partial index tasks_running_lease:
+// that index holds every dead entry of a busy queue until vacuum, and scanning it (then
+// hashing the running tasks) grew with the queue; the update must find its rows by id.
 constexpr const char* kComplete = R"sql(
-WITH c AS (
-  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[],
-                       $6::text[])
+WITH c AS MATERIALIZED (
+  SELECT c.*, 'running'::text AS running, nextval('nodes_id_seq') AS enrichment_id
+  FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[],
+              string_to_array($5::text, E'\x1e'), $6::text[])
     WITH ORDINALITY AS c(task_id, claim_seq, status, expires_at, props, fetched_at, ord)),
 done AS (
   UPDATE tasks t SET status = c.status, attempts = t.attempts + 1, expires_at = c.expires_at,
                      lease_owner = NULL, lease_expires_at = NULL, last_error = NULL,
                      updated_at = (extract(epoch FROM now()) * 1000)::bigint
   FROM c
-  WHERE t.id = c.task_id AND t.claim_seq = c.claim_seq AND t.status = 'running'
-  RETURNING t.node_id, t.provider, t.claim_seq, c.props, c.fetched_at, c.ord),
+  WHERE t.id = c.task_id AND t.claim_seq = c.claim_seq AND t.status = c.running
+  RETURNING t.node_id, t.provider, t.claim_seq, c.props, c.fetched_at, c.enrichment_id),
 superseded AS (
   UPDATE nodes n SET props = n.props || '{"superseded": true}'::jsonb
   FROM done d JOIN edges e ON e.src = d.node_id
-  WHERE e.type = 'ENRICHED_BY' AND e.props ->> 'provider' = d.provider AND n.id = e.dst
-    AND n.props -> 'superseded' IS NULL),
+  WHERE d.claim_seq > 1 AND e.type = 'ENRICHED_BY' AND e.props ->> 'provider' = d.provider
+    AND n.id = e.dst AND n.props -> 'superseded' IS NULL),
 ins AS (
-  INSERT INTO nodes (label, key, props)
-  SELECT 'enrichment', d.provider || '/' || d.node_id || '/' || d.claim_seq,
-         d.props::jsonb || jsonb_build_object('provider', d.provider,
-                                              'fetched_at', d.fetched_at)
-  FROM done d ORDER BY d.ord
-  RETURNING id, key, props),
+  INSERT INTO nodes (id, label, key, props)
+  SELECT d.enrichment_id, 'enrichment', d.provider || '/' || d.node_id || '/' || d.claim_seq,
+         (d.props || to_json(d.provider)::text || '}')::jsonb
+  FROM done d),
 edge AS (
   INSERT INTO edges (type, src, dst, props)
-  SELECT 'ENRICHED_BY', split_part(i.key, '/', -2)::bigint, i.id,
-         jsonb_build_object('provider', i.props -> 'provider',
-                            'fetched_at', i.props -> 'fetched_at')
-  FROM ins i ORDER BY i.id)
+  SELECT 'ENRICHED_BY', d.node_id, d.enrichment_id,
+         jsonb_build_object('provider', d.provider, 'fetched_at', d.fetched_at)
+  FROM done d ORDER BY d.enrichment_id)
 SELECT count(*) FROM done)sql";
 
 // $1 ids, $2 claim seqs, $3 next_attempt_at, $4 errors, $5 count attempt.
 constexpr const char* kRetry = R"sql(
-WITH c AS (
-  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::bool[])
+WITH c AS MATERIALIZED (
+  SELECT c.*, 'running'::text AS running
+  FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::bool[])
     AS c(task_id, claim_seq, next_at, err, counts))
 UPDATE tasks t SET status = 'pending',
                    attempts = t.attempts + CASE WHEN c.counts THEN 1 ELSE 0 END,
@@ -191,19 +237,20 @@ UPDATE tasks t SET status = 'pending',
                    lease_owner = NULL, lease_expires_at = NULL,
                    updated_at = (extract(epoch FROM now()) * 1000)::bigint
 FROM c
-WHERE t.id = c.task_id AND t.claim_seq = c.claim_seq AND t.status = 'running')sql";
+WHERE t.id = c.task_id AND t.claim_seq = c.claim_seq AND t.status = c.running)sql";
 
 // $1 ids, $2 claim seqs, $3 statuses, $4 reasons, $5 count attempt.
 constexpr const char* kFinish = R"sql(
-WITH c AS (
-  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bool[])
+WITH c AS MATERIALIZED (
+  SELECT c.*, 'running'::text AS running
+  FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bool[])
     AS c(task_id, claim_seq, status, reason, counts))
 UPDATE tasks t SET status = c.status,
                    attempts = t.attempts + CASE WHEN c.counts THEN 1 ELSE 0 END,
                    last_error = c.reason, lease_owner = NULL, lease_expires_at = NULL,
                    updated_at = (extract(epoch FROM now()) * 1000)::bigint
 FROM c
-WHERE t.id = c.task_id AND t.claim_seq = c.claim_seq AND t.status = 'running')sql";
+WHERE t.id = c.task_id AND t.claim_seq = c.claim_seq AND t.status = c.running)sql";
 
 constexpr const char* kRenew = R"sql(
 UPDATE tasks SET lease_expires_at = $3
@@ -246,7 +293,8 @@ ORDER BY n.id DESC, e.id DESC)sql";
 
 class PostgresStore final : public GraphStore {
  public:
-  explicit PostgresStore(std::unique_ptr<Connection> conn) : conn_(std::move(conn)) {}
+  PostgresStore(std::unique_ptr<Connection> conn, std::string url)
+      : conn_(std::move(conn)), url_(std::move(url)) {}
 
   Status Migrate() override;
   Result<UpsertStats> UpsertSourceNodes(std::span<const SourceNode> nodes) override;
@@ -273,7 +321,25 @@ class PostgresStore final : public GraphStore {
   }
   Status ExportCursor(const char* cursor_sql, bool nodes, ExportSink& sink);
 
+  // A (provider, label) pair to plan.
+  struct PlanPair {
+    const std::string* provider;
+    const std::string* label;
+  };
+  // Creates the missing tasks of `pairs` on `conn`, in one transaction of its own.
+  static Result<int64_t> PlanNew(Connection& conn, std::span<const PlanPair> pairs,
+                                 const std::string& now_ms);
+  // The second connection planning uses (opened on first need); nullptr when it cannot
+  // be opened (planning then stays on conn_).
+  Connection* PlanConnection();
+
   std::unique_ptr<Connection> conn_;
+  std::string url_;  // to open plan_conn_; holds any password, never shown
+  std::unique_ptr<Connection> plan_conn_;
+  bool plan_conn_failed_ = false;
+  // Whether ingest batches insert unchecked: until the first batch that held an existing
+  // key (a redo costs up to one batch, once per store object).
+  bool ingest_expect_new_ = true;
 };
 
 Result<int> PostgresStore::SchemaVersion() {
@@ -362,63 +428,140 @@ Result<UpsertStats> PostgresStore::UpsertSourceNodes(std::span<const SourceNode>
     copy.push_back('\n');
   }
   ENRICHD_RETURN_IF_ERROR(conn_->Exec(kIngestTempTable).status());
-  for (bool racing : {false, true}) {
+  // Unchecked insert until a batch met an existing key, then checked; on a unique
+  // violation (an existing key, or a concurrent ingester's) the next mode redoes it.
+  const char* const modes[] = {kIngestInsertNew, kIngestInsert, kIngestInsertRacing};
+  for (std::size_t m = ingest_expect_new_ ? 0 : 1; m < std::size(modes); ++m) {
     pg::Transaction txn(*conn_);
     ENRICHD_RETURN_IF_ERROR(txn.Begin());
     ENRICHD_RETURN_IF_ERROR(conn_->Exec(kBulkWorkMem).status());
     ENRICHD_RETURN_IF_ERROR(
         conn_->CopyIn("COPY enrichd_ingest (ord, label, key, props) FROM STDIN", copy));
-    auto inserted = conn_->Exec(racing ? kIngestInsertRacing : kIngestInsert);
+    auto inserted = conn_->Exec(modes[m]);
     if (!inserted.ok()) {
-      // A concurrent ingester committed one of our keys: redo with conflict handling.
-      if (!racing && conn_->last_sqlstate() == "23505") continue;
+      if (m + 1 < std::size(modes) && conn_->last_sqlstate() == "23505") continue;
       return inserted.status();
     }
     ENRICHD_RETURN_IF_ERROR(txn.Commit());
     stats.added = inserted->Affected();
     stats.existing = static_cast<int64_t>(nodes.size()) - stats.added;
+    if (m > 0) ingest_expect_new_ = false;  // found existing keys: check from now on
     return stats;
   }
   return InternalError("unreachable: ingest retry loop");
 }
 
-Result<int64_t> PostgresStore::PlanDueTasks(std::span<const ProviderPlan> providers, WallTime now) {
-  std::vector<std::string> names;
-  for (const ProviderPlan& p : providers) {
-    if (!p.applies_to.empty()) names.push_back(p.provider);
-  }
-  if (names.empty()) return int64_t{0};
-  const std::string now_ms = Num(ToUnixMillis(now));
+Result<int64_t> PostgresStore::PlanNew(Connection& conn, std::span<const PlanPair> pairs,
+                                       const std::string& now_ms) {
   for (bool racing : {false, true}) {
-    pg::Transaction txn(*conn_);
+    pg::Transaction txn(conn);
     ENRICHD_RETURN_IF_ERROR(txn.Begin());
-    ENRICHD_RETURN_IF_ERROR(conn_->Exec(kBulkWorkMem).status());
+    ENRICHD_RETURN_IF_ERROR(conn.Exec(kBulkWorkMem).status());
+    // The anti-join reads every node of the label: a hash or merge join at any size. A
+    // nested loop (one index probe per node) is what the planner picks when the tables
+    // were not analysed since a large ingest or plan, and costs 4x (1M nodes: 4.4 s
+    // instead of 1 s); the cursor is also read to its end, not for its first rows.
+    ENRICHD_RETURN_IF_ERROR(conn.Exec("SET LOCAL enable_nestloop = off; "
+                                      "SET LOCAL cursor_tuple_fraction = 1.0; "
+                                      "SET LOCAL standard_conforming_strings = on")
+                                .status());
     int64_t planned = 0;
     bool conflict = false;
-    for (const ProviderPlan& p : providers) {
-      for (const std::string& label : p.applies_to) {
-        auto added = racing
-                         ? Affected("plan_new_racing", kPlanNewRacing, {p.provider, label, now_ms})
-                         : Affected("plan_new", kPlanNew, {p.provider, label, now_ms});
-        if (!added.ok()) {
+    for (const PlanPair& p : pairs) {
+      if (racing) {
+        ENRICHD_ASSIGN_OR_RETURN(PgResult added, conn.Prepared("plan_new_racing", kPlanNewRacing,
+                                                               {*p.provider, *p.label, now_ms}));
+        planned += added.Affected();
+        continue;
+      }
+      if (HasNul(*p.provider) || HasNul(*p.label)) {
+        return InvalidArgumentError("provider or label contains a NUL character");
+      }
+      ENRICHD_RETURN_IF_ERROR(
+          conn.Exec(PlanNewCursor(SqlLiteral(*p.provider), SqlLiteral(*p.label))).status());
+      // Every line is "<node id>\t<provider>\tpending\t0\t<now>\t0\t<now>\n".
+      std::string suffix = "\t";
+      pg::AppendCopyField(suffix, *p.provider);
+      suffix += "\tpending\t0\t" + now_ms + "\t0\t" + now_ms + "\n";
+      const std::string fetch = "FETCH " + std::to_string(kPlanChunkRows) + " FROM enrichd_plan";
+      std::string copy;
+      for (;;) {
+        ENRICHD_ASSIGN_OR_RETURN(PgResult ids, conn.Exec(fetch));
+        if (ids.rows() == 0) break;
+        copy.clear();
+        for (int i = 0; i < ids.rows(); ++i) {
+          copy += ids.Text(i, 0);
+          copy += suffix;
+        }
+        if (Status s = conn.CopyIn(kPlanCopy, copy); !s.ok()) {
           // Another planner committed one of these tasks after our snapshot: redo.
-          if (!racing && conn_->last_sqlstate() == "23505") {
+          if (conn.last_sqlstate() == "23505") {
             conflict = true;
             break;
           }
-          return added.status();
+          return s;
         }
-        planned += *added;
+        planned += ids.rows();
+        if (ids.rows() < kPlanChunkRows) break;
       }
       if (conflict) break;
+      ENRICHD_RETURN_IF_ERROR(conn.Exec("CLOSE enrichd_plan").status());
     }
     if (conflict) continue;
-    ENRICHD_ASSIGN_OR_RETURN(int64_t refreshed,
-                             Affected("plan_expired", kPlanExpired, {TextArray(names), now_ms}));
     ENRICHD_RETURN_IF_ERROR(txn.Commit());
-    return planned + refreshed;
+    return planned;
   }
   return InternalError("unreachable: planning retry loop");
+}
+
+Connection* PostgresStore::PlanConnection() {
+  if (plan_conn_ == nullptr && !plan_conn_failed_) {
+    auto opened = Connection::Open(url_);
+    if (opened.ok()) {
+      plan_conn_ = std::move(opened).value();
+    } else {
+      plan_conn_failed_ = true;  // not worth an error: planning works on one connection
+    }
+  }
+  return plan_conn_.get();
+}
+
+Result<int64_t> PostgresStore::PlanDueTasks(std::span<const ProviderPlan> providers, WallTime now) {
+  std::vector<std::string> names;
+  std::vector<PlanPair> pairs;
+  for (const ProviderPlan& p : providers) {
+    if (!p.applies_to.empty()) names.push_back(p.provider);
+    for (const std::string& label : p.applies_to) pairs.push_back({&p.provider, &label});
+  }
+  if (names.empty()) return int64_t{0};
+  const std::string now_ms = Num(ToUnixMillis(now));
+  // Creating tasks is CPU-bound in one server process. With several (provider, label)
+  // pairs, every other pair is planned on a second connection at the same time (each
+  // provider's entries go to their own range of the unique and claim indexes; task ids
+  // of the two halves interleave). Each half commits on its own: planning is
+  // idempotent, so after a failure the next call completes what is missing.
+  Connection* second = pairs.size() > 1 ? PlanConnection() : nullptr;
+  std::vector<PlanPair> mine, theirs;
+  for (std::size_t i = 0; i < pairs.size(); ++i) {
+    (second != nullptr && i % 2 ? theirs : mine).push_back(pairs[i]);
+  }
+  Result<int64_t> other = int64_t{0};
+  std::thread worker;
+  if (!theirs.empty()) {
+    try {
+      worker = std::thread([&] { other = PlanNew(*second, theirs, now_ms); });
+    } catch (const std::system_error&) {
+      mine = pairs;  // no thread to be had: plan everything here
+    }
+  }
+  Result<int64_t> own = PlanNew(*conn_, mine, now_ms);
+  if (worker.joinable()) worker.join();
+  ENRICHD_RETURN_IF_ERROR(own.status());
+  ENRICHD_RETURN_IF_ERROR(other.status());
+  const int64_t planned = *own + *other;
+  ENRICHD_ASSIGN_OR_RETURN(int64_t refreshed,
+                           Affected("plan_expired", kPlanExpired, {TextArray(names), now_ms}));
+  return planned + refreshed;
 }
 
 Result<std::vector<ClaimedTask>> PostgresStore::ClaimTasks(const ClaimRequest& request) {
@@ -450,7 +593,8 @@ Result<std::vector<ClaimedTask>> PostgresStore::ClaimTasks(const ClaimRequest& r
 Result<int64_t> PostgresStore::CompleteTasks(std::span<const TaskCompletion> completions) {
   if (completions.empty()) return int64_t{0};
   std::vector<int64_t> ids, seqs, expires;
-  std::vector<std::string> statuses, props, fetched;
+  std::vector<std::string> statuses, fetched;
+  std::string props;  // RS-separated, see kComplete
   ids.reserve(completions.size());
   for (const TaskCompletion& c : completions) {
     const EnrichmentResult& r = c.result;
@@ -465,7 +609,7 @@ Result<int64_t> PostgresStore::CompleteTasks(std::span<const TaskCompletion> com
     }
     const Provenance& p = r.provenance;
     const std::string fetched_at = FormatRfc3339(p.fetched_at);
-    // "provider" and "fetched_at" are added by the statement (from the task row and $6).
+    // "provider" is added by the statement (from the task row), see kComplete.
     json j = {
         {"kind", r.kind},
         {"status", OutcomeName(r.outcome)},
@@ -484,13 +628,18 @@ Result<int64_t> PostgresStore::CompleteTasks(std::span<const TaskCompletion> com
     seqs.push_back(c.claim_seq);
     expires.push_back(ToUnixMillis(p.expires_at));
     statuses.emplace_back(r.outcome == Outcome::kOk ? "done" : "no_data");
-    props.push_back(j.dump(-1, ' ', false, json::error_handler_t::replace));
+    if (!props.empty()) props.push_back('\x1e');
+    props += j.dump(-1, ' ', false, json::error_handler_t::replace);
+    props.pop_back();  // the closing brace
+    props += ",\"fetched_at\":";
+    props += json(fetched_at).dump();
+    props += ",\"provider\":";
     fetched.push_back(fetched_at);
   }
-  ENRICHD_ASSIGN_OR_RETURN(
-      PgResult r, conn_->Prepared("complete", kComplete,
-                                  {IntArray(ids), IntArray(seqs), TextArray(statuses),
-                                   IntArray(expires), TextArray(props), TextArray(fetched)}));
+  ENRICHD_ASSIGN_OR_RETURN(PgResult r,
+                           conn_->Prepared("complete", kComplete,
+                                           {IntArray(ids), IntArray(seqs), TextArray(statuses),
+                                            IntArray(expires), props, TextArray(fetched)}));
   return r.Int(0, 0);
 }
 
@@ -669,7 +818,7 @@ Status PostgresStore::Export(ExportSink& sink) {
 
 Result<std::unique_ptr<GraphStore>> OpenPostgresStore(std::string_view url) {
   ENRICHD_ASSIGN_OR_RETURN(std::unique_ptr<Connection> conn, Connection::Open(url));
-  auto store = std::make_unique<PostgresStore>(std::move(conn));
+  auto store = std::make_unique<PostgresStore>(std::move(conn), std::string(url));
   ENRICHD_RETURN_IF_ERROR(store->Migrate());
   return std::unique_ptr<GraphStore>(std::move(store));
 }
