@@ -628,15 +628,8 @@ class CurlHttpClient::Impl {
   // Completes a transfer: builds the response, returns the handle to the pool, then runs
   // the callback.
   void Finish(std::unique_ptr<Transfer> t, TransportError error, std::string message) {
-    HttpResponse response = std::move(t->response);
-    response.error = error;
-    if (error != TransportError::kNone) {
-      response.error_message = std::move(message);
-      response.status = 0;
-      response.headers.clear();
-      response.body.clear();
-    }
-    response.elapsed = clock_->Now() - t->submitted_at;
+    HttpResponse response = http_internal::FinishedResponse(
+        std::move(t->response), error, std::move(message), clock_->Now() - t->submitted_at);
     Callback done = std::move(t->done);
     Recycle(std::move(t));
     Invoke(done, std::move(response));

@@ -1056,15 +1056,8 @@ void NativeHttpTransport::Complete(Request* r, TransportError error, std::string
     waiting.erase(std::find(waiting.begin(), waiting.end(), r));
     r->queued = false;
   }
-  HttpResponse response = std::move(r->response);
-  response.error = error;
-  if (error != TransportError::kNone) {
-    response.error_message = std::move(message);
-    response.status = 0;
-    response.headers.clear();
-    response.body.clear();
-  }
-  response.elapsed = clock_->Now() - r->submitted_at;
+  HttpResponse response = FinishedResponse(std::move(r->response), error, std::move(message),
+                                           clock_->Now() - r->submitted_at);
   HttpClient::Callback done = std::move(r->done);
   ReleaseRequest(r);
   complete_(done, std::move(response));

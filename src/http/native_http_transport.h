@@ -39,6 +39,22 @@
 
 namespace enrichd::http_internal {
 
+// The response handed to a callback, from what a transfer received: a failed transfer
+// keeps its error and message and drops any status, headers and body received before.
+inline HttpResponse FinishedResponse(HttpResponse&& received, TransportError error,
+                                     std::string message, Duration elapsed) {
+  HttpResponse response = std::move(received);
+  response.error = error;
+  if (error != TransportError::kNone) {
+    response.error_message = std::move(message);
+    response.status = 0;
+    response.headers.clear();
+    response.body.clear();
+  }
+  response.elapsed = elapsed;
+  return response;
+}
+
 // Where an http:// URL points, as the native transport needs it. Views into the URL.
 struct NativeTarget {
   std::string_view host;       // without brackets: "127.0.0.1", "::1", "localhost"

@@ -395,6 +395,19 @@ void AppendInt(std::string& out, int64_t v) {
   out.append(buf, r.ptr);
 }
 
+// A JSON array of the ids `id_of` picks from `items`, for `IN (SELECT value FROM
+// json_each(?))`: one statement for a whole batch instead of one per row.
+template <typename Range, typename IdOf>
+std::string JsonIdArray(const Range& items, IdOf id_of) {
+  std::string ids = "[";
+  for (const auto& item : items) {
+    if (ids.size() > 1) ids += ',';
+    AppendInt(ids, id_of(item));
+  }
+  ids += ']';
+  return ids;
+}
+
 // Appends `"YYYY-MM-DDTHH:MM:SS.mmmZ"` (quoted), the same text as FormatRfc3339, without
 // snprintf (it dominated the completion path).
 void AppendRfc3339String(std::string& out, WallTime t) {
@@ -818,12 +831,7 @@ Result<std::vector<ClaimedTask>> SqliteStore::ClaimTasks(const ClaimRequest& req
   }
   // The claimed tasks' nodes in one statement (a JSON array of ids), not one per task.
   if (!claimed.empty()) {
-    std::string ids = "[";
-    for (const ClaimedTask& t : claimed) {
-      if (ids.size() > 1) ids += ',';
-      AppendInt(ids, t.node_id);
-    }
-    ids += ']';
+    const std::string ids = JsonIdArray(claimed, [](const ClaimedTask& t) { return t.node_id; });
     ENRICHD_ASSIGN_OR_RETURN(
         sqlite3_stmt * node_stmt,
         Prepare("SELECT id, label, key FROM nodes WHERE id IN (SELECT value FROM json_each(?1))"));
@@ -886,12 +894,8 @@ Result<int64_t> SqliteStore::CompleteTasks(std::span<const TaskCompletion> compl
   };
   std::unordered_map<int64_t, Claimed> running;
   {
-    std::string ids = "[";
-    for (const TaskCompletion& c : completions) {
-      if (ids.size() > 1) ids += ',';
-      AppendInt(ids, c.task_id);
-    }
-    ids += ']';
+    const std::string ids =
+        JsonIdArray(completions, [](const TaskCompletion& c) { return c.task_id; });
     ENRICHD_ASSIGN_OR_RETURN(
         sqlite3_stmt * find,
         Prepare("SELECT id, claim_seq, node_id, provider, enrichment_id FROM tasks "
