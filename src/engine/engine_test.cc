@@ -264,7 +264,7 @@ TEST_F(EngineTest, AStoreThreadOnASecondConnectionClaimsAndWritesEveryResultOnce
   EnrichdConfig config;
   config.providers = {Provider()};
   config.providers[0].circuit_breaker.failure_rate = 1.0;  // keep the breaker out of it
-  config.engine.claim_batch = 16;                        // many claims, each on the store thread
+  config.engine.claim_batch = 16;                          // many claims, each on the store thread
   RunSummary s = RunOnce(config, 10ms, nullptr, second->get());
   EXPECT_EQ(s.providers[0].ok, 250);
   EXPECT_EQ(s.providers[0].dead, 0);
