@@ -655,40 +655,36 @@ class EngineImpl final : public Engine {
   Status Flush(MonoTime now) {
     ActiveRun& run = *run_;
     run.last_flush = now;
+    if (run.completions.empty() && run.retries.empty() && run.finals.empty()) {
+      return Status::Ok();
+    }
     if (run.worker) {  // written on the store thread, in order; the engine goes on
-      if (run.completions.empty() && run.retries.empty() && run.finals.empty()) {
-        return Status::Ok();
-      }
       run.worker->Submit([completions = std::exchange(run.completions, {}),
                           retries = std::exchange(run.retries, {}),
-                          finals = std::exchange(run.finals, {})](GraphStore& store) -> Status {
-        if (!completions.empty()) {
-          if (auto r = store.CompleteTasks(completions); !r.ok()) return r.status();
-        }
-        if (!retries.empty()) {
-          if (auto r = store.ScheduleRetries(retries); !r.ok()) return r.status();
-        }
-        if (!finals.empty()) {
-          if (auto r = store.FinishTasks(finals); !r.ok()) return r.status();
-        }
-        return Status::Ok();
+                          finals = std::exchange(run.finals, {})](GraphStore& store) {
+        return WriteResults(store, completions, retries, finals);
       });
       return Status::Ok();
     }
-    if (!run.completions.empty()) {
-      auto r = run.store->CompleteTasks(run.completions);
-      if (!r.ok()) return r.status();
-      run.completions.clear();
+    ENRICHD_RETURN_IF_ERROR(WriteResults(*run.store, run.completions, run.retries, run.finals));
+    run.completions.clear();
+    run.retries.clear();
+    run.finals.clear();
+    return Status::Ok();
+  }
+
+  // One flush's results, each kind in one batch: answers, then retries, then final states.
+  static Status WriteResults(GraphStore& store, const std::vector<TaskCompletion>& completions,
+                             const std::vector<TaskRetry>& retries,
+                             const std::vector<TaskFinal>& finals) {
+    if (!completions.empty()) {
+      if (auto r = store.CompleteTasks(completions); !r.ok()) return r.status();
     }
-    if (!run.retries.empty()) {
-      auto r = run.store->ScheduleRetries(run.retries);
-      if (!r.ok()) return r.status();
-      run.retries.clear();
+    if (!retries.empty()) {
+      if (auto r = store.ScheduleRetries(retries); !r.ok()) return r.status();
     }
-    if (!run.finals.empty()) {
-      auto r = run.store->FinishTasks(run.finals);
-      if (!r.ok()) return r.status();
-      run.finals.clear();
+    if (!finals.empty()) {
+      if (auto r = store.FinishTasks(finals); !r.ok()) return r.status();
     }
     return Status::Ok();
   }
