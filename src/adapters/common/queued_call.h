@@ -3,6 +3,8 @@
 // RIPEstat's second call). Not thread-safe (one engine thread drives a call).
 #pragma once
 
+#include <algorithm>
+#include <cstddef>
 #include <deque>
 #include <functional>
 #include <optional>
@@ -46,5 +48,23 @@ class QueuedCall final : public AdapterCall {
   std::optional<Duration> pause_;
   std::optional<Quota> quota_;
 };
+
+// For adapters whose API takes one item or a batch: splits `items` into requests of at most
+// `max_batch` items, in order. A chunk of one goes to `push_single(item, index)` (the plain
+// single-item endpoint), a larger one to `push_batch(chunk, index_of_first)`.
+template <typename PushSingle, typename PushBatch>
+void PushInChunks(const std::vector<Item>& items, std::size_t max_batch, PushSingle push_single,
+                  PushBatch push_batch) {
+  for (std::size_t start = 0; start < items.size(); start += max_batch) {
+    const std::size_t end = std::min(items.size(), start + max_batch);
+    if (end - start == 1) {
+      push_single(items[start], start);
+    } else {
+      push_batch(std::vector<Item>(items.begin() + static_cast<std::ptrdiff_t>(start),
+                                   items.begin() + static_cast<std::ptrdiff_t>(end)),
+                 start);
+    }
+  }
+}
 
 }  // namespace enrichd::adapters

@@ -158,17 +158,10 @@ class IpinfoAdapter final : public AsyncAdapter {
  protected:
   std::unique_ptr<AdapterCall> BeginSendable(std::vector<Item> items) override {
     auto call = std::make_unique<QueuedCall>(items.size(), config_->info, config_->secrets);
-    for (size_t start = 0; start < items.size(); start += config_->max_batch) {
-      const size_t end = std::min(items.size(), start + config_->max_batch);
-      if (end - start == 1) {
-        PushSingle(*call, items[start], start);
-      } else {
-        PushBatch(*call,
-                  std::vector<Item>(items.begin() + static_cast<std::ptrdiff_t>(start),
-                                    items.begin() + static_cast<std::ptrdiff_t>(end)),
-                  start);
-      }
-    }
+    PushInChunks(
+        items, config_->max_batch,
+        [&](const Item& item, size_t index) { PushSingle(*call, item, index); },
+        [&](std::vector<Item> chunk, size_t first) { PushBatch(*call, std::move(chunk), first); });
     return call;
   }
 
