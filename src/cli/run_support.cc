@@ -12,17 +12,24 @@
 
 namespace enrichd::cli {
 
+namespace {
+// Sent by ~SignalWatcher to its own thread, so that it returns at once rather than at its
+// next timeout (which every run's exit used to wait for: up to 100 ms).
+constexpr int kWakeSignal = SIGUSR1;
+}  // namespace
+
 SignalWatcher::SignalWatcher() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, kWakeSignal);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   thread_ = std::thread([this, set] {
     while (!stop_.load()) {
-      timespec timeout{0, 100'000'000};
+      timespec timeout{1, 0};  // a safety net only: the destructor wakes the thread
       const int sig = sigtimedwait(&set, nullptr, &timeout);
-      if (sig < 0) continue;  // timeout or EINTR
+      if (sig < 0 || sig == kWakeSignal) continue;  // timeout, EINTR or the wake-up
       if (signals_.fetch_add(1) >= 1) {
         static const char kMsg[] = "\nenrichd: second signal, exiting now (leases will expire)\n";
         (void)!write(STDERR_FILENO, kMsg, sizeof kMsg - 1);
@@ -44,6 +51,8 @@ SignalWatcher::SignalWatcher() {
 
 SignalWatcher::~SignalWatcher() {
   stop_.store(true);
+  // Stays pending if the thread is not waiting yet; sigtimedwait then takes it at once.
+  pthread_kill(thread_.native_handle(), kWakeSignal);
   thread_.join();
 }
 

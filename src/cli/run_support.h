@@ -18,7 +18,9 @@ namespace enrichd::cli {
 // Turns SIGINT/SIGTERM into a graceful stop. Create it before any other thread so that
 // every thread inherits the blocked mask; a dedicated thread waits for the signals. The
 // first signal calls on_first(); a second one exits the process at once with status 130
-// (leases make that safe: the tasks return to pending when they expire).
+// (leases make that safe: the tasks return to pending when they expire). SIGUSR1 is
+// blocked too: the destructor sends it to wake the watcher's thread (an outside SIGUSR1 is
+// ignored).
 class SignalWatcher {
  public:
   SignalWatcher();
