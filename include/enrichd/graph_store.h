@@ -192,6 +192,11 @@ class GraphStore {
   virtual Result<int64_t> Requeue(const RequeueRequest& request, WallTime now) = 0;
 
   virtual Result<StoreCounts> Counts() = 0;
+  // Pending + running tasks of each of these providers (0 for one with none): what the
+  // engine asks when a run starts (its totals) and before it ends. A backend answers it
+  // from its queue indexes; the default derives it from Counts(), which scans everything.
+  virtual Result<std::map<std::string, int64_t>> CountOpenTasks(
+      std::span<const std::string> providers);
   // nullopt when there is no such node.
   virtual Result<std::optional<NodeView>> GetNode(std::string_view label, std::string_view key) = 0;
   // Streams every node, then every edge.

@@ -391,6 +391,7 @@ class EngineImpl final : public Engine {
     MonoTime last_count_check{};
     MonoTime stop_deadline{};
     bool stopping = false;
+    bool totals_pending = false;  // the progress totals are yet to be counted (store thread)
     std::vector<TaskCompletion> completions;
     std::vector<TaskRetry> retries;
     std::vector<TaskFinal> finals;
@@ -492,13 +493,27 @@ class EngineImpl final : public Engine {
     const WallTime wall = clock_.WallNow();
     if (auto r = store.ReclaimExpiredLeases(wall); !r.ok()) return FailRun(r.status());
     if (auto s = Plan(wall); !s.ok()) return FailRun(s);
-    auto counts = store.Counts();
-    if (!counts.ok()) return FailRun(counts.status());
+    // The totals only feed the progress display: with a store thread they are counted
+    // there, after the first claims, so that the first requests do not wait for them.
+    if (run_->worker) {
+      run_->totals_pending = true;
+    } else {
+      auto open = store.CountOpenTasks(ProviderNames());
+      if (!open.ok()) return FailRun(open.status());
+      SetTotals(*open);
+    }
+  }
+
+  std::vector<std::string> ProviderNames() const {
+    std::vector<std::string> names;
+    for (const auto& rt : runtimes_) names.push_back(rt->config.name);
+    return names;
+  }
+
+  void SetTotals(const std::map<std::string, int64_t>& open) {
     for (auto& rt : runtimes_) {
-      auto it = counts->providers.find(rt->config.name);
-      if (it != counts->providers.end()) {
-        rt->stats.total = it->second.pending + it->second.running;
-      }
+      auto it = open.find(rt->config.name);
+      if (it != open.end()) rt->stats.total = it->second;
     }
   }
 
@@ -549,6 +564,18 @@ class EngineImpl final : public Engine {
       }
       for (auto& rt : runtimes_) {
         if (auto s = Claim(*rt, now, wall, wake); !s.ok()) return FailRun(s);
+      }
+      if (run.totals_pending) {
+        run.totals_pending = false;
+        run.worker->Submit(
+            [this, names = ProviderNames(), generation = run.generation](GraphStore& store) {
+              auto open = store.CountOpenTasks(names);
+              if (!open.ok()) return open.status();
+              inbox_->Post([this, generation, open = std::move(open).value()] {
+                if (run_ && run_->generation == generation) SetTotals(open);
+              });
+              return Status::Ok();
+            });
       }
     }
     if (now - run.last_lease_renewal >= config_.engine.lease / 3) {
@@ -755,12 +782,12 @@ class EngineImpl final : public Engine {
     run.last_count_check = now;
     // Everything claimed is finished; is anything left in the store (retries not due yet,
     // tasks leased by another worker)?
-    auto counts = run.store->Counts();
-    if (!counts.ok()) return FailRun(counts.status());
+    auto open = run.store->CountOpenTasks(ProviderNames());
+    if (!open.ok()) return FailRun(open.status());
     for (auto& rt : runtimes_) {
       if (rt->auth_failed) continue;
-      auto it = counts->providers.find(rt->config.name);
-      if (it != counts->providers.end() && it->second.pending + it->second.running > 0) return;
+      auto it = open->find(rt->config.name);
+      if (it != open->end() && it->second > 0) return;
     }
     EndRun(now, /*interrupted=*/false);
   }

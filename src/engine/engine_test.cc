@@ -215,6 +215,7 @@ TEST_F(EngineTest, EveryItemIsStoredOnceWithProvenance) {
   config.providers = {Provider()};
   RunSummary s = RunOnce(config);
   ASSERT_EQ(s.providers.size(), 1u);
+  EXPECT_EQ(s.providers[0].total, 3);  // what the progress display counts down from
   EXPECT_EQ(s.providers[0].ok, 3);
   EXPECT_EQ(s.providers[0].requests, 3);
   EXPECT_EQ(Counts("echo").done, 3);
@@ -266,6 +267,7 @@ TEST_F(EngineTest, AStoreThreadOnASecondConnectionClaimsAndWritesEveryResultOnce
   config.providers[0].circuit_breaker.failure_rate = 1.0;  // keep the breaker out of it
   config.engine.claim_batch = 16;                          // many claims, each on the store thread
   RunSummary s = RunOnce(config, 10ms, nullptr, second->get());
+  EXPECT_EQ(s.providers[0].total, 250);  // counted on the store thread
   EXPECT_EQ(s.providers[0].ok, 250);
   EXPECT_EQ(s.providers[0].dead, 0);
   EXPECT_EQ(Counts("echo").done, 250);
