@@ -39,8 +39,10 @@ namespace enrichd {
 struct ProviderStats {
   std::string name;
   std::string kind;
-  int64_t total = 0;  // tasks to do at the start of the run (pending + running) and planned
-  int64_t ok = 0;     // answers stored
+  // Tasks to do at the start of the run (pending + running, once planned); counted only
+  // for a run with RunOptions::on_progress (0 otherwise).
+  int64_t total = 0;
+  int64_t ok = 0;  // answers stored
   int64_t no_data = 0;
   int64_t skipped = 0;
   int64_t dead = 0;

@@ -85,9 +85,12 @@ int RunEngine(const EnrichdConfig& config, GraphStore& store, SignalWatcher& sig
   RunOptions run;
   run.once = options.once;
   run.run_id = options.run_id;
-  run.on_progress = [&display](const std::vector<ProviderStats>& stats, Duration elapsed) {
-    display.Update(stats, elapsed);
-  };
+  if (options.progress != ProgressDisplay::Mode::kNone) {
+    // Without a display the engine skips counting the progress totals.
+    run.on_progress = [&display](const std::vector<ProviderStats>& stats, Duration elapsed) {
+      display.Update(stats, elapsed);
+    };
+  }
   run.on_alert = [](const std::string& line) {
     std::fprintf(stderr, "enrichd run: ALERT: %s\n", line.c_str());
   };

@@ -493,14 +493,17 @@ class EngineImpl final : public Engine {
     const WallTime wall = clock_.WallNow();
     if (auto r = store.ReclaimExpiredLeases(wall); !r.ok()) return FailRun(r.status());
     if (auto s = Plan(wall); !s.ok()) return FailRun(s);
-    // The totals only feed the progress display: with a store thread they are counted
-    // there, after the first claims, so that the first requests do not wait for them.
-    if (run_->worker) {
-      run_->totals_pending = true;
-    } else {
-      auto open = store.CountOpenTasks(ProviderNames());
-      if (!open.ok()) return FailRun(open.status());
-      SetTotals(*open);
+    // The totals only feed the progress display (none: not counted); with a store
+    // thread they are counted there, after the first claims, so that the first requests
+    // do not wait for them.
+    if (run_->options.on_progress) {
+      if (run_->worker) {
+        run_->totals_pending = true;
+      } else {
+        auto open = store.CountOpenTasks(ProviderNames());
+        if (!open.ok()) return FailRun(open.status());
+        SetTotals(*open);
+      }
     }
   }
 

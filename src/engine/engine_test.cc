@@ -184,6 +184,7 @@ class EngineTest : public ::testing::Test {
     RunOptions options;
     options.once = true;
     options.worker_store = worker_store;
+    options.on_progress = [](const std::vector<ProviderStats>&, Duration) {};  // totals too
     std::mutex alerts_mu;
     options.on_alert = [&](const std::string& line) {
       std::lock_guard<std::mutex> lock(alerts_mu);
