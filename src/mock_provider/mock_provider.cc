@@ -173,10 +173,15 @@ const Org* FindOrg(uint32_t asn) {
   return nullptr;
 }
 
+// "lat,lon" with 4 decimals, as ipinfo writes it (to_chars: snprintf was 6 % of the
+// mock's CPU under the end-to-end benchmark).
 std::string FormatLoc(double lat, double lon) {
   char buf[64];
-  std::snprintf(buf, sizeof(buf), "%.4f,%.4f", lat, lon);
-  return buf;
+  char* end = buf + sizeof buf;
+  char* p = std::to_chars(buf, end, lat, std::chars_format::fixed, 4).ptr;
+  *p++ = ',';
+  p = std::to_chars(p, end, lon, std::chars_format::fixed, 4).ptr;
+  return std::string(buf, p);
 }
 
 // ---------------------------------------------------------------------------------------
