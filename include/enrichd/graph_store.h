@@ -196,7 +196,16 @@ class GraphStore {
   // engine asks when a run starts (its totals) and before it ends. A backend answers it
   // from its queue indexes; the default derives it from Counts(), which scans everything.
   virtual Result<std::map<std::string, int64_t>> CountOpenTasks(
-      std::span<const std::string> providers);
+      std::span<const std::string> providers) {
+    auto counts = Counts();
+    if (!counts.ok()) return counts.status();
+    std::map<std::string, int64_t> open;
+    for (const auto& name : providers) {
+      auto it = counts->providers.find(name);
+      open[name] = it == counts->providers.end() ? 0 : it->second.pending + it->second.running;
+    }
+    return open;
+  }
   // nullopt when there is no such node.
   virtual Result<std::optional<NodeView>> GetNode(std::string_view label, std::string_view key) = 0;
   // Streams every node, then every edge.

@@ -5,18 +5,6 @@
 
 namespace enrichd {
 
-Result<std::map<std::string, int64_t>> GraphStore::CountOpenTasks(
-    std::span<const std::string> providers) {
-  auto counts = Counts();
-  if (!counts.ok()) return counts.status();
-  std::map<std::string, int64_t> open;
-  for (const auto& name : providers) {
-    auto it = counts->providers.find(name);
-    open[name] = it == counts->providers.end() ? 0 : it->second.pending + it->second.running;
-  }
-  return open;
-}
-
 Result<std::unique_ptr<GraphStore>> OpenGraphStore(std::string_view url) {
   if (url.starts_with("postgresql://") || url.starts_with("postgres://")) {
     return OpenPostgresStore(url);
