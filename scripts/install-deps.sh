@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   g++ cmake ninja-build pkg-config
   libgtest-dev libgmock-dev libbenchmark-dev
-  libcurl4-openssl-dev ca-certificates libsqlite3-dev libpq-dev libyaml-cpp-dev
+  libcurl4-openssl-dev libssl-dev ca-certificates libsqlite3-dev libpq-dev libyaml-cpp-dev
   libmaxminddb-dev nlohmann-json3-dev libgoogle-perftools-dev
   python3
 )

@@ -1,4 +1,5 @@
-// SHA-256 (FIPS 180-4), for the provenance digest of raw provider responses.
+// SHA-256 (FIPS 180-4, computed by OpenSSL), for the provenance digest of raw provider
+// responses.
 // Pure functions, thread-safe.
 #pragma once
 
