@@ -112,17 +112,21 @@ class StoreWorker {
     thread_.join();
   }
 
-  void Submit(Job job) {
+  // Jobs run in the order submitted, except that an urgent job (a claim: the engine runs
+  // dry without it) runs before every queued ordinary one (result writes, which can wait;
+  // one of them may also be running a 30-40 ms WAL checkpoint).
+  void Submit(Job job, bool urgent = false) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      jobs_.push_back(std::move(job));
+      (urgent ? urgent_ : jobs_).push_back(std::move(job));
     }
     cv_.notify_all();
   }
-  // Blocks until Idle(); returns the first error of any job so far (and forgets it).
+  // Blocks until every job has run; returns the first error of any job so far (and
+  // forgets it).
   Status Drain() {
     std::unique_lock<std::mutex> lock(mu_);
-    idle_cv_.wait(lock, [this] { return jobs_.empty() && !busy_; });
+    idle_cv_.wait(lock, [this] { return urgent_.empty() && jobs_.empty() && !busy_; });
     return TakeErrorLocked();
   }
   Status TakeError() {
@@ -139,17 +143,18 @@ class StoreWorker {
   void Loop() {
     std::unique_lock<std::mutex> lock(mu_);
     for (;;) {
-      cv_.wait(lock, [this] { return stop_ || !jobs_.empty(); });
-      if (jobs_.empty()) return;  // stopping, and everything was run
-      Job job = std::move(jobs_.front());
-      jobs_.pop_front();
+      cv_.wait(lock, [this] { return stop_ || !urgent_.empty() || !jobs_.empty(); });
+      if (urgent_.empty() && jobs_.empty()) return;  // stopping, and everything was run
+      std::deque<Job>& from = urgent_.empty() ? jobs_ : urgent_;
+      Job job = std::move(from.front());
+      from.pop_front();
       busy_ = true;
       lock.unlock();
       Status s = job(store_);
       lock.lock();
       busy_ = false;
       if (!s.ok() && error_.ok()) error_ = std::move(s);
-      if (jobs_.empty()) idle_cv_.notify_all();
+      if (urgent_.empty() && jobs_.empty()) idle_cv_.notify_all();
     }
   }
 
@@ -157,6 +162,7 @@ class StoreWorker {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::condition_variable idle_cv_;
+  std::deque<Job> urgent_;
   std::deque<Job> jobs_;
   bool busy_ = false;
   bool stop_ = false;
@@ -624,22 +630,24 @@ class EngineImpl final : public Engine {
     if (run_->worker) {
       // Claimed on the store thread; the tasks come back through the mailbox.
       rt.claim_in_flight = true;
-      run_->worker->Submit([this, runtime = &rt, req = std::move(req), room,
-                            generation = run_->generation](GraphStore& store) -> Status {
-        auto claimed = store.ClaimTasks(req);
-        if (!claimed.ok()) return claimed.status();  // the engine fails the run
-        inbox_->Post(
-            [this, runtime, room, generation, tasks = std::move(claimed).value()]() mutable {
-              runtime->claim_in_flight = false;
-              // A run that has ended released these leases (ReleaseLeases, or they expire);
-              // a stopping run releases them as it ends: none of them is started.
-              if (!run_ || run_->generation != generation || run_->stopping) return;
-              const MonoTime t = clock_.Now();
-              MonoTime ignored = t;
-              TakeClaimed(*runtime, std::move(tasks), room, t, ignored);
-            });
-        return Status::Ok();
-      });
+      run_->worker->Submit(
+          [this, runtime = &rt, req = std::move(req), room,
+           generation = run_->generation](GraphStore& store) -> Status {
+            auto claimed = store.ClaimTasks(req);
+            if (!claimed.ok()) return claimed.status();  // the engine fails the run
+            inbox_->Post(
+                [this, runtime, room, generation, tasks = std::move(claimed).value()]() mutable {
+                  runtime->claim_in_flight = false;
+                  // A run that has ended released these leases (ReleaseLeases, or they expire);
+                  // a stopping run releases them as it ends: none of them is started.
+                  if (!run_ || run_->generation != generation || run_->stopping) return;
+                  const MonoTime t = clock_.Now();
+                  MonoTime ignored = t;
+                  TakeClaimed(*runtime, std::move(tasks), room, t, ignored);
+                });
+            return Status::Ok();
+          },
+          /*urgent=*/true);
       return Status::Ok();
     }
     auto claimed = run_->store->ClaimTasks(req);
