@@ -156,6 +156,140 @@ TEST_F(PostgresStoreTest, KeysWithQuotesBackslashesAndTabsRoundTrip) {
   EXPECT_EQ((*view)->node.key, odd);
 }
 
+// A fresh store object starts out copying batches straight into nodes; a batch that
+// holds keys already stored (by another store object) is redone with the check, and the
+// counts and the first-stored props stay right.
+TEST_F(PostgresStoreTest, IngestIntoAPopulatedGraphCountsExistingKeys) {
+  auto first = Open();
+  ASSERT_NE(first, nullptr);
+  auto stats = first->UpsertSourceNodes(
+      std::vector<SourceNode>{{"ip", "10.0.0.2", R"({"v":1})"}, {"ip", "10.0.0.4", "{}"}});
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->added, 2);
+
+  auto second = Open();
+  ASSERT_NE(second, nullptr);
+  stats = second->UpsertSourceNodes(std::vector<SourceNode>{{"ip", "10.0.0.3", "{}"},
+                                                            {"ip", "10.0.0.2", R"({"v":2})"},
+                                                            {"ip", "10.0.0.1", "{}"},
+                                                            {"ip", "10.0.0.3", "{}"}});
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->added, 2);     // .1 and .3
+  EXPECT_EQ(stats->existing, 2);  // .2, and the repeated .3
+  // All new again: counted as such on the checked path too.
+  stats = second->UpsertSourceNodes(std::vector<SourceNode>{{"ip", "10.0.0.5", "{}"}});
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->added, 1);
+  EXPECT_EQ(stats->existing, 0);
+
+  const std::string s = schema_->name();
+  EXPECT_EQ(Scalar("SELECT count(*) FROM " + s + ".nodes"), 5);
+  EXPECT_EQ(Scalar("SELECT (props->>'v')::int FROM " + s + ".nodes WHERE key = '10.0.0.2'"), 1);
+}
+
+// Within a batch, node ids follow the (label, key) order, compared bytewise.
+TEST_F(PostgresStoreTest, IngestAssignsIdsInLabelKeyOrder) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  auto stats =
+      store->UpsertSourceNodes(std::vector<SourceNode>{{"ip", "9.9.9.9", "{}"},
+                                                       {"domain", "b.example", "{}"},
+                                                       {"ip", "10.0.0.1", "{}"},
+                                                       {"ip", "Z", "{}"},
+                                                       {"ip", "2001:db8:0:0:0:0:0:2", "{}"},
+                                                       {"ip", "2001:db8:0:0:0:0:0:10", "{}"},
+                                                       {"domain", "a.example", "{}"}});
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->added, 7);
+  auto r = schema_->admin().Exec("SELECT string_agg(label || ':' || key, ' ' ORDER BY id) FROM " +
+                                 schema_->name() + ".nodes");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->Text(0, 0),
+            "domain:a.example domain:b.example ip:10.0.0.1 ip:2001:db8:0:0:0:0:0:10 "
+            "ip:2001:db8:0:0:0:0:0:2 ip:9.9.9.9 ip:Z");
+}
+
+// Three ingesters adding the same keys at the same time: every key stored once, and
+// each key counted as added by exactly one of them.
+TEST_F(PostgresStoreTest, ConcurrentIngestersAddEachKeyOnce) {
+  constexpr int kKeys = 3000;
+  constexpr int kIngesters = 3;
+  std::vector<int64_t> added(kIngesters, 0);
+  std::vector<std::string> errors(kIngesters);
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kIngesters; ++w) {
+    threads.emplace_back([&, w] {
+      auto opened = OpenPostgresStore(schema_->url());
+      if (!opened.ok()) {
+        errors[w] = opened.status().ToString();
+        return;
+      }
+      // All walk the same keys in batches of 250, one of them from the other end.
+      for (int start = 0; start < kKeys; start += 250) {
+        std::vector<SourceNode> batch;
+        for (int i = start; i < start + 250; ++i) {
+          const int k = w < 2 ? i : kKeys - 1 - i;
+          batch.push_back(
+              {"ip", "10.2." + std::to_string(k / 256) + "." + std::to_string(k % 256)});
+        }
+        auto stats = (*opened)->UpsertSourceNodes(batch);
+        if (!stats.ok()) {
+          errors[w] = stats.status().ToString();
+          return;
+        }
+        if (stats->added + stats->existing != 250) errors[w] = "counts do not add up";
+        added[w] += stats->added;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int w = 0; w < kIngesters; ++w) EXPECT_EQ(errors[w], "") << "ingester " << w;
+  EXPECT_EQ(added[0] + added[1] + added[2], kKeys);
+  EXPECT_EQ(Scalar("SELECT count(*) FROM " + schema_->name() + ".nodes"), kKeys);
+}
+
+// A key another session inserts between our lookup of existing keys and our copy: the
+// copy waits for that session, fails on its key once it commits, and the batch is
+// inserted skipping the conflict.
+TEST_F(PostgresStoreTest, IngestSkipsAKeyCommittedConcurrentlyAfterTheLookup) {
+  auto opened = OpenPostgresStore(schema_->url() + "&application_name=enrichd_racer");
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  GraphStore& store = **opened;
+  ASSERT_TRUE(store.UpsertSourceNodes(std::vector<SourceNode>{{"ip", "10.0.0.1"}}).ok());
+  // A batch with an existing key: from now on this store looks keys up before copying.
+  auto stats =
+      store.UpsertSourceNodes(std::vector<SourceNode>{{"ip", "10.0.0.1"}, {"ip", "10.0.0.2"}});
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  ASSERT_EQ(stats->added, 1);
+
+  pg::Connection& other = schema_->admin();
+  ASSERT_TRUE(other.Begin().ok());
+  ASSERT_TRUE(
+      other.Exec("INSERT INTO " + schema_->name() + ".nodes (label, key) VALUES ('ip', '10.0.0.3')")
+          .ok());
+  Result<UpsertStats> racing = UpsertStats{};
+  std::thread ingester([&] {
+    racing =
+        store.UpsertSourceNodes(std::vector<SourceNode>{{"ip", "10.0.0.3"}, {"ip", "10.0.0.4"}});
+  });
+  // Commit once the ingester waits for our uncommitted key (or gave up waiting: 10 s).
+  bool waiting = false;
+  for (int i = 0; i < 1000 && !waiting; ++i) {
+    auto r = other.Exec(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'enrichd_racer' "
+        "AND wait_event_type = 'Lock'");
+    waiting = r.ok() && r->Int(0, 0) > 0;
+    if (!waiting) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(other.Commit().ok());
+  ingester.join();
+  EXPECT_TRUE(waiting) << "the ingester never waited for the other session's key";
+  ASSERT_TRUE(racing.ok()) << racing.status();
+  EXPECT_EQ(racing->added, 1);
+  EXPECT_EQ(racing->existing, 1);
+  EXPECT_EQ(Scalar("SELECT count(*) FROM " + schema_->name() + ".nodes"), 4);
+}
+
 // Four workers, each with its own connection, drain 2,000 tasks in batches.
 TEST_F(PostgresStoreTest, FourConnectionsClaimAndCompleteEveryTaskExactlyOnce) {
   constexpr int kNodes = 1000;
