@@ -264,24 +264,28 @@ TEST_F(EngineTest, AStoreThreadOnASecondConnectionClaimsAndWritesEveryResultOnce
   auto second = OpenGraphStore("sqlite://" + (dir_ / "graph.db").string());
   ASSERT_TRUE(second.ok()) << second.status();
   EnrichdConfig config;
-  config.providers = {Provider()};
-  config.providers[0].circuit_breaker.failure_rate = 1.0;  // keep the breaker out of it
-  config.engine.claim_batch = 16;                          // many claims, each on the store thread
+  // Two providers: planned one after the other on the store thread, each then claimed.
+  config.providers = {Provider(), Provider("echo2")};
+  for (auto& p : config.providers) p.circuit_breaker.failure_rate = 1.0;  // no breaker
+  config.engine.claim_batch = 16;  // many claims, each on the store thread
   RunSummary s = RunOnce(config, 10ms, nullptr, second->get());
-  EXPECT_EQ(s.providers[0].total, 250);  // counted on the store thread
-  EXPECT_EQ(s.providers[0].ok, 250);
-  EXPECT_EQ(s.providers[0].dead, 0);
-  EXPECT_EQ(Counts("echo").done, 250);
-  EXPECT_EQ(Counts("echo").pending + Counts("echo").running, 0);
-  // Exactly one enrichment per address, the retried ones included.
+  ASSERT_EQ(s.providers.size(), 2u);
+  for (const auto& p : s.providers) {
+    EXPECT_EQ(p.total, 250) << p.name;  // counted on the store thread, once both planned
+    EXPECT_EQ(p.ok, 250) << p.name;
+    EXPECT_EQ(p.dead, 0) << p.name;
+    EXPECT_EQ(Counts(p.name).done, 250) << p.name;
+    EXPECT_EQ(Counts(p.name).pending + Counts(p.name).running, 0) << p.name;
+  }
+  // Exactly one enrichment per address and provider, the retried ones included.
   for (const std::string& key : {std::string("8.8.0.11"), std::string("8.8.1.51")}) {
     auto node = store_->GetNode("ip", key);
     ASSERT_TRUE(node.ok() && node->has_value()) << key;
-    EXPECT_EQ((*node)->enrichments.size(), 1u) << key;
+    EXPECT_EQ((*node)->enrichments.size(), 2u) << key;  // one per provider
   }
   auto counts = store_->Counts();
   ASSERT_TRUE(counts.ok());
-  EXPECT_EQ(counts->edges, 250);
+  EXPECT_EQ(counts->edges, 500);
 }
 
 TEST_F(EngineTest, AttemptsExhaustedOrPermanentErrorsEndDead) {
