@@ -399,7 +399,6 @@ class EngineImpl final : public Engine {
     MonoTime last_count_check{};
     MonoTime stop_deadline{};
     bool stopping = false;
-    bool totals_pending = false;  // the progress totals are yet to be counted (store thread)
     std::vector<TaskCompletion> completions;
     std::vector<TaskRetry> retries;
     std::vector<TaskFinal> finals;
@@ -511,17 +510,12 @@ class EngineImpl final : public Engine {
       if (auto s = Plan(wall); !s.ok()) return FailRun(s);
       for (auto& rt : runtimes_) rt->planned = true;
     }
-    // The totals only feed the progress display (none: not counted); with a store
-    // thread they are counted there, after the first claims, so that the first requests
-    // do not wait for them.
-    if (run_->options.on_progress) {
-      if (run_->worker) {
-        run_->totals_pending = true;
-      } else {
-        auto open = store.CountOpenTasks(ProviderNames());
-        if (!open.ok()) return FailRun(open.status());
-        SetTotals(*open);
-      }
+    // The totals only feed the progress display (none: not counted); with a store thread
+    // each provider's is counted there, right after its planning.
+    if (run_->options.on_progress && !run_->worker) {
+      auto open = store.CountOpenTasks(ProviderNames());
+      if (!open.ok()) return FailRun(open.status());
+      SetTotals(*open);
     }
   }
 
@@ -538,29 +532,30 @@ class EngineImpl final : public Engine {
     if (next == nullptr) return;
     next->plan_in_flight = true;
     std::vector<ProviderPlan> plan = {{next->config.name, next->config.applies_to}};
-    run_->worker->Submit([this, next, plan = std::move(plan), generation = run_->generation,
-                          wall = clock_.WallNow()](GraphStore& store) -> Status {
-      auto planned = store.PlanDueTasks(plan, wall);
-      if (!planned.ok()) return planned.status();  // the engine fails the run
-      inbox_->Post([this, next, generation] {
-        if (!run_ || run_->generation != generation) return;  // the flags are a later run's
-        next->plan_in_flight = false;
-        if (run_->stopping) return;
-        next->planned = true;
-        const MonoTime now = clock_.Now();
-        MonoTime ignored = now;
-        if (auto s = Claim(*next, now, clock_.WallNow(), ignored); !s.ok()) return FailRun(s);
-        PlanNextOnStoreThread();
-      });
-      return Status::Ok();
-    });
-  }
-
-  bool AllPlanned() const {
-    for (const auto& rt : runtimes_) {
-      if (!rt->planned) return false;
-    }
-    return true;
+    run_->worker->Submit(
+        [this, next, plan = std::move(plan), generation = run_->generation, wall = clock_.WallNow(),
+         count_total = static_cast<bool>(run_->options.on_progress)](GraphStore& store) -> Status {
+          auto planned = store.PlanDueTasks(plan, wall);
+          if (!planned.ok()) return planned.status();  // the engine fails the run
+          std::map<std::string, int64_t> total;
+          if (count_total) {
+            auto open = store.CountOpenTasks(std::vector<std::string>{plan[0].provider});
+            if (!open.ok()) return open.status();
+            total = std::move(open).value();
+          }
+          inbox_->Post([this, next, generation, total = std::move(total)] {
+            if (!run_ || run_->generation != generation) return;  // the flags are a later run's
+            next->plan_in_flight = false;
+            if (run_->stopping) return;
+            next->planned = true;
+            SetTotals(total);
+            const MonoTime now = clock_.Now();
+            MonoTime ignored = now;
+            if (auto s = Claim(*next, now, clock_.WallNow(), ignored); !s.ok()) return FailRun(s);
+            PlanNextOnStoreThread();
+          });
+          return Status::Ok();
+        });
   }
 
   std::vector<std::string> ProviderNames() const {
@@ -623,18 +618,6 @@ class EngineImpl final : public Engine {
       }
       for (auto& rt : runtimes_) {
         if (auto s = Claim(*rt, now, wall, wake); !s.ok()) return FailRun(s);
-      }
-      if (run.totals_pending && AllPlanned()) {
-        run.totals_pending = false;
-        run.worker->Submit(
-            [this, names = ProviderNames(), generation = run.generation](GraphStore& store) {
-              auto open = store.CountOpenTasks(names);
-              if (!open.ok()) return open.status();
-              inbox_->Post([this, generation, open = std::move(open).value()] {
-                if (run_ && run_->generation == generation) SetTotals(open);
-              });
-              return Status::Ok();
-            });
       }
     }
     if (now - run.last_lease_renewal >= config_.engine.lease / 3) {
