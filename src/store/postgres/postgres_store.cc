@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "store/common/node_order.h"
 #include "store/postgres/migrations.h"
 #include "store/postgres/pg_connection.h"
 
@@ -71,54 +72,6 @@ std::string SqlLiteral(std::string_view s) {
   }
   out.push_back('\'');
   return out;
-}
-
-// Sorts nodes by (label, key), bytewise as COLLATE "C" compares: node ids follow that
-// order, and each insertion lands next to the previous one in the unique index. Sorts
-// by the label's rank and the key's first 16 bytes (no NUL in keys, so zero padding
-// keeps the order), comparing whole strings only on a tie, so most comparisons touch
-// no string.
-void SortByLabelKey(std::vector<const SourceNode*>& nodes) {
-  std::vector<std::string_view> labels;
-  for (const SourceNode* n : nodes) {
-    if (std::find(labels.begin(), labels.end(), n->label) == labels.end()) {
-      labels.push_back(n->label);
-      if (labels.size() > 64) break;  // many labels: their first 8 bytes, then all
-    }
-  }
-  std::sort(labels.begin(), labels.end());
-  const bool ranked = labels.size() <= 64;
-  struct Row {
-    uint64_t label_rank;
-    uint64_t k0, k1;
-    const SourceNode* node;
-  };
-  auto prefix = [](std::string_view s, std::size_t from) {
-    uint64_t v = 0;
-    for (std::size_t i = from; i < from + 8; ++i) {
-      v = (v << 8) | (i < s.size() ? static_cast<unsigned char>(s[i]) : 0u);
-    }
-    return v;
-  };
-  std::vector<Row> rows;
-  rows.reserve(nodes.size());
-  for (const SourceNode* n : nodes) {
-    const uint64_t rank =
-        ranked ? static_cast<uint64_t>(std::lower_bound(labels.begin(), labels.end(), n->label) -
-                                       labels.begin())
-               : prefix(n->label, 0);
-    rows.push_back({rank, prefix(n->key, 0), prefix(n->key, 8), n});
-  }
-  std::sort(rows.begin(), rows.end(), [ranked](const Row& a, const Row& b) {
-    if (a.label_rank != b.label_rank) return a.label_rank < b.label_rank;
-    if (!ranked) {
-      if (int c = a.node->label.compare(b.node->label); c != 0) return c < 0;
-    }
-    if (a.k0 != b.k0) return a.k0 < b.k0;
-    if (a.k1 != b.k1) return a.k1 < b.k1;
-    return a.node->key < b.node->key;
-  });
-  for (std::size_t i = 0; i < rows.size(); ++i) nodes[i] = rows[i].node;
 }
 
 // ---- SQL -------------------------------------------------------------------------------
@@ -464,7 +417,7 @@ Result<UpsertStats> PostgresStore::UpsertSourceNodes(std::span<const SourceNode>
     }
     if (seen.insert({n.label, n.key}).second) unique.push_back(&n);
   }
-  SortByLabelKey(unique);
+  store::SortByLabelAndKey(unique);
   // COPY text of `rows`: label, key and (with_props) props.
   auto copy_text = [](std::span<const SourceNode* const> rows, bool with_props) {
     std::string out;
