@@ -384,6 +384,21 @@ TEST_P(GraphStoreConformance, ClaimFiltersByProvider) {
   for (const auto& t : any) EXPECT_EQ(t.provider, "asn");
 }
 
+TEST_P(GraphStoreConformance, CountOpenTasksCountsPendingAndRunningPerProvider) {
+  AddNodes(*store_, "ip", 3);
+  ASSERT_EQ(Plan(*store_, {{"asn", {"ip"}}, {"geo", {"ip"}}}), 6);
+  auto claimed = Claim(*store_, 2, "w", {"asn"});
+  ASSERT_EQ(claimed.size(), 2u);
+  ASSERT_EQ(Complete(*store_, {MakeCompletion(claimed[0], std::chrono::hours(1))}), 1);
+  const std::vector<std::string> providers = {"asn", "geo", "nosuch"};
+  auto open = store_->CountOpenTasks(providers);
+  ASSERT_TRUE(open.ok()) << open.status();
+  EXPECT_EQ((*open)["asn"], 2);  // one running, one pending; the answered one is not open
+  EXPECT_EQ((*open)["geo"], 3);
+  EXPECT_EQ((*open)["nosuch"], 0);
+  EXPECT_EQ(open->size(), 3u);
+}
+
 TEST_P(GraphStoreConformance, ClaimTakesOldestFirst) {
   AddNodes(*store_, "ip", 2);
   ASSERT_EQ(Plan(*store_, {{"asn", {"ip"}}}), 2);
