@@ -56,6 +56,50 @@ TEST(MockProviderTest, UrlsFollowTheDocumentedLayout) {
   EXPECT_EQ(f.provider->ripestat_url(), base + "/ripestat");
 }
 
+// The single answers are written as text, the batch answers through nlohmann: for the
+// same address the two must be the same bytes (escaping, number forms, member order),
+// over many addresses (every city and org of the mock's tables), IPv6 and bogons too.
+TEST(MockProviderTest, SingleAnswersAreTheBytesOfTheBatchAnswers) {
+  MockProviderOptions options;
+  options.ipapi_requests_per_window = 1'000'000;  // out of the way of 160 single requests
+  Fixture f(options);
+  ASSERT_NE(f.provider, nullptr);
+  std::vector<std::string> ips = {"8.8.8.8",  "1.1.1.1",     "2001:4860:4860::8888",
+                                  "10.0.0.1", "192.168.1.1", "100.64.0.1"};
+  for (int i = 0; i < 150; ++i) {
+    ips.push_back(std::to_string(11 + (i * 7) % 200) + "." + std::to_string((i * 37) % 256) + "." +
+                  std::to_string((i * 101) % 256) + "." + std::to_string(1 + i % 250));
+  }
+  nlohmann::ordered_json paths = nlohmann::ordered_json::array();
+  nlohmann::ordered_json queries = nlohmann::ordered_json::array();
+  for (const auto& ip : ips) {
+    paths.push_back(ip);
+    queries.push_back(ip);
+  }
+  auto ipinfo = Fetch(f.port(), "POST", "/ipinfo/batch", paths.dump());
+  ASSERT_EQ(ipinfo.status, 200);
+  auto ipinfo_batch = nlohmann::ordered_json::parse(ipinfo.body);
+  std::vector<nlohmann::ordered_json> ipapi_batch;
+  for (std::size_t at = 0; at < ips.size(); at += 100) {  // ip-api takes 100 per batch
+    nlohmann::ordered_json chunk = nlohmann::ordered_json::array();
+    for (std::size_t k = at; k < std::min(ips.size(), at + 100); ++k) chunk.push_back(ips[k]);
+    auto r = Fetch(f.port(), "POST", "/ip-api/batch", chunk.dump());
+    ASSERT_EQ(r.status, 200);
+    for (auto& answer : nlohmann::ordered_json::parse(r.body)) ipapi_batch.push_back(answer);
+  }
+  ASSERT_EQ(ipapi_batch.size(), ips.size());
+  for (std::size_t k = 0; k < ips.size(); ++k) {
+    const std::string& ip = ips[k];
+    EXPECT_EQ(Get(f.port(), "/ipinfo/" + ip + "/json").body, ipinfo_batch[ip].dump()) << ip;
+    EXPECT_EQ(Get(f.port(), "/ip-api/json/" + ip).body, ipapi_batch[k].dump()) << ip;
+  }
+  // With a field list, and an address that is no address.
+  EXPECT_EQ(Get(f.port(), "/ip-api/json/8.8.8.8?fields=lat,lon,query").body,
+            R"({"lat":39.03,"lon":-77.5,"query":"8.8.8.8"})");
+  EXPECT_EQ(Get(f.port(), "/ip-api/json/not-an-ip").body,
+            R"({"status":"fail","message":"invalid query","query":"not-an-ip"})");
+}
+
 TEST(MockProviderTest, IpinfoAnswersTheDocumentedShapes) {
   Fixture f;
   ASSERT_NE(f.provider, nullptr);
