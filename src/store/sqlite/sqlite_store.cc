@@ -5,7 +5,9 @@
 // processes serialise their claims instead of both reading the same pending rows). Reads
 // that must be consistent (counts, GetNode, Export) run in a deferred read transaction,
 // which in WAL mode sees one snapshot and does not block writers. Statements are prepared
-// once and cached per connection, keyed by their SQL text.
+// once and cached per connection, keyed by their SQL text. Batches (ingest, claim,
+// completion) are written with one statement per step, not one per row: the rows are built
+// in C++ and read by SQLite through the enrichd_rows virtual table (see RowBatch).
 #include "store/sqlite/sqlite_store.h"
 
 #include <sqlite3.h>
@@ -13,13 +15,14 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <cstring>
 #include <optional>
 #include <string>
-#include <tuple>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "store/common/node_order.h"
 #include "store/sqlite/sqlite_migrations.h"
 
 namespace enrichd {
@@ -60,6 +63,188 @@ Status SqliteStatus(int rc, sqlite3* db, std::string_view context) {
   }
 }
 
+// Rows built in C++ and read by one statement as a table, so a whole batch is one
+// statement instead of one per row (each execution of even a one-row statement costs
+// several thousand instructions: cursors opened and closed, VDBE set up and halted):
+//   INSERT INTO edges (...) SELECT 'ENRICHED_BY', c0, c1, c2 FROM enrichd_rows(?1)
+// with ?1 bound by Query::BindRows. Columns c0..c7 hold integers or text (text lives in
+// one arena string, so a batch allocates only as its buffers grow); unused columns read
+// NULL. Nothing is copied until SQLite stores a value. Not thread-safe; a batch must stay
+// alive and unchanged until the statement using it is reset.
+class RowBatch {
+ public:
+  static constexpr int kMaxColumns = 8;
+
+  explicit RowBatch(int columns) : columns_(columns) {}
+
+  void Clear() {
+    cells_.clear();
+    text_.clear();
+  }
+  std::size_t Rows() const { return cells_.size() / static_cast<std::size_t>(columns_); }
+  bool Empty() const { return cells_.empty(); }
+
+  void Reserve(std::size_t rows) { cells_.reserve(rows * static_cast<std::size_t>(columns_)); }
+  void AddInt(int64_t v) { cells_.push_back({.value = v, .size = 0, .kind = Kind::kInt}); }
+  // Copies `v` into the batch.
+  void AddText(std::string_view v) {
+    const std::size_t at = text_.size();
+    text_.append(v);
+    cells_.push_back({.value = static_cast<int64_t>(at), .size = v.size(), .kind = Kind::kOwnText});
+  }
+  // Refers to `v`, which the caller keeps alive and unchanged as long as the batch is read.
+  void AddTextView(std::string_view v) {
+    Cell c{.value = 0, .size = v.size(), .kind = Kind::kViewText};
+    c.view = v.data();
+    cells_.push_back(c);
+  }
+  // Builds a text cell in place: append to Text(), then EndText(the returned offset).
+  std::size_t BeginText() const { return text_.size(); }
+  std::string& Text() { return text_; }
+  void EndText(std::size_t begin) {
+    cells_.push_back({.value = static_cast<int64_t>(begin),
+                      .size = text_.size() - begin,
+                      .kind = Kind::kOwnText});
+  }
+
+  // For the module: the value of column `col` of row `row` into `ctx`.
+  void Result(sqlite3_context* ctx, std::size_t row, int col) const {
+    if (col >= columns_) {
+      sqlite3_result_null(ctx);
+      return;
+    }
+    const Cell& c =
+        cells_[row * static_cast<std::size_t>(columns_) + static_cast<std::size_t>(col)];
+    switch (c.kind) {
+      case Kind::kInt:
+        sqlite3_result_int64(ctx, c.value);
+        break;
+      case Kind::kOwnText:
+        sqlite3_result_text64(ctx, text_.data() + c.value, c.size, SQLITE_STATIC, SQLITE_UTF8);
+        break;
+      case Kind::kViewText:  // an empty view may have no pointer: still text, not NULL
+        sqlite3_result_text64(ctx, c.size == 0 ? "" : c.view, c.size, SQLITE_STATIC, SQLITE_UTF8);
+        break;
+    }
+  }
+
+ private:
+  enum class Kind : uint8_t { kInt, kOwnText, kViewText };
+  struct Cell {
+    union {
+      int64_t value;     // kInt: the integer; kOwnText: the text's offset in text_
+      const char* view;  // kViewText: the caller's text
+    };
+    std::size_t size;  // text length
+    Kind kind;
+  };
+  int columns_;
+  std::vector<Cell> cells_;  // row-major
+  std::string text_;
+};
+
+constexpr const char* kRowBatchPointerType = "enrichd_rows";
+
+// The eponymous virtual table enrichd_rows(batch): the rows of a RowBatch.
+struct RowsCursor {
+  sqlite3_vtab_cursor base;  // first: SQLite casts between the two
+  const RowBatch* batch;
+  std::size_t row;
+};
+
+int RowsConnect(sqlite3* db, void*, int, const char* const*, sqlite3_vtab** out, char**) {
+  const int rc =
+      sqlite3_declare_vtab(db, "CREATE TABLE x(c0, c1, c2, c3, c4, c5, c6, c7, batch HIDDEN)");
+  if (rc != SQLITE_OK) return rc;
+  auto* vtab = static_cast<sqlite3_vtab*>(sqlite3_malloc(sizeof(sqlite3_vtab)));
+  if (vtab == nullptr) return SQLITE_NOMEM;
+  *vtab = sqlite3_vtab{};
+  *out = vtab;
+  return SQLITE_OK;
+}
+int RowsDisconnect(sqlite3_vtab* vtab) {
+  sqlite3_free(vtab);
+  return SQLITE_OK;
+}
+// Only a plan that passes the batch (`enrichd_rows(?)`, an equality on the hidden column)
+// is usable; without it the table reads as empty and costs as if huge.
+int RowsBestIndex(sqlite3_vtab*, sqlite3_index_info* info) {
+  for (int i = 0; i < info->nConstraint; ++i) {
+    const auto& c = info->aConstraint[i];
+    if (c.iColumn == RowBatch::kMaxColumns && c.op == SQLITE_INDEX_CONSTRAINT_EQ && c.usable) {
+      info->aConstraintUsage[i].argvIndex = 1;
+      info->aConstraintUsage[i].omit = 1;
+      info->idxNum = 1;
+      info->estimatedCost = 1000;
+      info->estimatedRows = 1000;
+      return SQLITE_OK;
+    }
+  }
+  info->idxNum = 0;
+  info->estimatedCost = 1e18;
+  return SQLITE_OK;
+}
+int RowsOpen(sqlite3_vtab*, sqlite3_vtab_cursor** out) {
+  auto* cur = static_cast<RowsCursor*>(sqlite3_malloc(sizeof(RowsCursor)));
+  if (cur == nullptr) return SQLITE_NOMEM;
+  *cur = RowsCursor{};
+  *out = &cur->base;
+  return SQLITE_OK;
+}
+int RowsClose(sqlite3_vtab_cursor* cur) {
+  sqlite3_free(cur);
+  return SQLITE_OK;
+}
+int RowsFilter(sqlite3_vtab_cursor* base, int idx_num, const char*, int argc,
+               sqlite3_value** argv) {
+  auto* cur = reinterpret_cast<RowsCursor*>(base);
+  cur->row = 0;
+  cur->batch =
+      idx_num == 1 && argc == 1
+          ? static_cast<const RowBatch*>(sqlite3_value_pointer(argv[0], kRowBatchPointerType))
+          : nullptr;
+  return SQLITE_OK;
+}
+int RowsNext(sqlite3_vtab_cursor* base) {
+  ++reinterpret_cast<RowsCursor*>(base)->row;
+  return SQLITE_OK;
+}
+int RowsEof(sqlite3_vtab_cursor* base) {
+  const auto* cur = reinterpret_cast<const RowsCursor*>(base);
+  return cur->batch == nullptr || cur->row >= cur->batch->Rows();
+}
+int RowsColumn(sqlite3_vtab_cursor* base, sqlite3_context* ctx, int col) {
+  const auto* cur = reinterpret_cast<const RowsCursor*>(base);
+  if (col >= RowBatch::kMaxColumns) {
+    sqlite3_result_null(ctx);  // the hidden batch column
+  } else {
+    cur->batch->Result(ctx, cur->row, col);
+  }
+  return SQLITE_OK;
+}
+int RowsRowid(sqlite3_vtab_cursor* base, sqlite3_int64* rowid) {
+  *rowid = static_cast<sqlite3_int64>(reinterpret_cast<const RowsCursor*>(base)->row);
+  return SQLITE_OK;
+}
+
+const sqlite3_module kRowsModule = [] {
+  sqlite3_module m{};
+  m.iVersion = 0;
+  m.xCreate = nullptr;  // eponymous only: no CREATE VIRTUAL TABLE
+  m.xConnect = RowsConnect;
+  m.xBestIndex = RowsBestIndex;
+  m.xDisconnect = RowsDisconnect;
+  m.xDestroy = RowsDisconnect;
+  m.xOpen = RowsOpen;
+  m.xClose = RowsClose;
+  m.xFilter = RowsFilter;
+  m.xNext = RowsNext;
+  m.xEof = RowsEof;
+  m.xColumn = RowsColumn;
+  m.xRowid = RowsRowid;
+  return m;
+}();
+
 // One use of a cached prepared statement: binds, steps, and resets it when it goes out of
 // scope (so the cache entry is ready for the next use and holds no read lock).
 class Query {
@@ -85,6 +270,12 @@ class Query {
   Query& BindStatic(int index, std::string_view value) {
     Check(
         sqlite3_bind_text64(stmt_, index, value.data(), value.size(), SQLITE_STATIC, SQLITE_UTF8));
+    return *this;
+  }
+  // The caller keeps `rows` alive and unchanged until the statement is reset.
+  Query& BindRows(int index, const RowBatch& rows) {
+    Check(sqlite3_bind_pointer(stmt_, index, const_cast<RowBatch*>(&rows), kRowBatchPointerType,
+                               nullptr));
     return *this;
   }
   Query& BindNull(int index) {
@@ -395,121 +586,66 @@ void AppendInt(std::string& out, int64_t v) {
   out.append(buf, r.ptr);
 }
 
-// Big-endian value of up to 8 bytes of `s` from `at`, zero-padded: comparing two of these
-// compares those bytes as memcmp does (keys hold no NUL, so a shorter key sorts first).
-uint64_t PrefixWord(std::string_view s, std::size_t at) {
-  uint64_t w = 0;
-  for (std::size_t i = 0; i < 8; ++i) {
-    w <<= 8;
-    if (at + i < s.size()) w |= static_cast<unsigned char>(s[at + i]);
-  }
-  return w;
-}
-
-// `nodes` in (label, key) byte order, SQLite's BINARY collation. Sorting pointers with
-// string comparisons cost a quarter of a 1M-line ingest (a cache miss into every node per
-// comparison); here each node is reduced to its label's rank and the first 16 bytes of
-// its key, and only keys sharing those 16 bytes (long IPv6 forms) are compared in full.
-std::vector<const SourceNode*> SortedByLabelAndKey(std::span<const SourceNode> nodes) {
-  // Each label's rank in byte order. A batch usually has one label, so the previous
-  // node's label is checked before the hash map.
-  std::unordered_map<std::string_view, uint32_t> label_ids;
-  std::vector<std::string_view> labels;  // by id
-  std::vector<uint32_t> node_label(nodes.size());
-  std::string_view last_label;
-  uint32_t last_id = 0;
-  for (std::size_t i = 0; i < nodes.size(); ++i) {
-    const std::string_view label = nodes[i].label;
-    if (labels.empty() || label != last_label) {
-      auto [it, added] = label_ids.try_emplace(label, static_cast<uint32_t>(labels.size()));
-      if (added) labels.push_back(label);
-      last_label = label;
-      last_id = it->second;
-    }
-    node_label[i] = last_id;
-  }
-  std::vector<uint32_t> by_rank(labels.size());
-  for (uint32_t id = 0; id < by_rank.size(); ++id) by_rank[id] = id;
-  std::sort(by_rank.begin(), by_rank.end(),
-            [&](uint32_t x, uint32_t y) { return labels[x] < labels[y]; });
-  std::vector<uint32_t> rank_of(labels.size());
-  for (uint32_t r = 0; r < by_rank.size(); ++r) rank_of[by_rank[r]] = r;
-  struct Entry {
-    uint32_t label_rank;
-    uint64_t key_hi;
-    uint64_t key_lo;
-    const SourceNode* node;
-  };
-  std::vector<Entry> entries;
-  entries.reserve(nodes.size());
-  for (std::size_t i = 0; i < nodes.size(); ++i) {
-    const SourceNode& n = nodes[i];
-    entries.push_back({rank_of[node_label[i]], PrefixWord(n.key, 0), PrefixWord(n.key, 8), &n});
-  }
-  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
-    if (a.label_rank != b.label_rank) return a.label_rank < b.label_rank;
-    if (a.key_hi != b.key_hi) return a.key_hi < b.key_hi;
-    if (a.key_lo != b.key_lo) return a.key_lo < b.key_lo;
-    return a.node->key < b.node->key;  // same first 16 bytes
-  });
-  std::vector<const SourceNode*> sorted;
-  sorted.reserve(entries.size());
-  for (const Entry& e : entries) sorted.push_back(e.node);
-  return sorted;
-}
-
-// A JSON array of the ids `id_of` picks from `items`, for `IN (SELECT value FROM
-// json_each(?))`: one statement for a whole batch instead of one per row.
-template <typename Range, typename IdOf>
-std::string JsonIdArray(const Range& items, IdOf id_of) {
-  std::string ids = "[";
-  for (const auto& item : items) {
-    if (ids.size() > 1) ids += ',';
-    AppendInt(ids, id_of(item));
-  }
-  ids += ']';
-  return ids;
-}
-
 // Appends `"YYYY-MM-DDTHH:MM:SS.mmmZ"` (quoted), the same text as FormatRfc3339, without
-// snprintf (it dominated the completion path).
-void AppendRfc3339String(std::string& out, WallTime t) {
-  using namespace std::chrono;
-  const int64_t ms = ToUnixMillis(t);
-  const int64_t secs = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
-  const int64_t millis = ms - secs * 1000;
-  const int64_t day_count = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
-  const int64_t sod = secs - day_count * 86400;
-  const year_month_day ymd{sys_days{days{day_count}}};
-  const int year = static_cast<int>(ymd.year());
-  if (year < 0 || year > 9999) {  // rare: keep the general formatter's exact text
-    AppendJsonString(out, FormatRfc3339(t));
-    return;
+// snprintf (it dominated the completion path). The date part changes once a day, so the
+// last one is kept: a batch of answers mostly converts the calendar date once. One object
+// per batch (not thread-safe).
+class Rfc3339Writer {
+ public:
+  void Append(std::string& out, WallTime t) {
+    const int64_t ms = ToUnixMillis(t);
+    const int64_t secs = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
+    const int64_t millis = ms - secs * 1000;
+    const int64_t day_count = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
+    const int64_t sod = secs - day_count * 86400;
+    if (!has_day_ || day_count != day_) SetDay(day_count);
+    if (!day_in_range_) {  // rare: keep the general formatter's exact text
+      AppendJsonString(out, FormatRfc3339(t));
+      return;
+    }
+    char buf[26];
+    buf[0] = '"';
+    std::memcpy(buf + 1, date_, sizeof date_);
+    buf[11] = 'T';
+    Put(buf + 12, sod / 3600, 2);
+    buf[14] = ':';
+    Put(buf + 15, sod / 60 % 60, 2);
+    buf[17] = ':';
+    Put(buf + 18, sod % 60, 2);
+    buf[20] = '.';
+    Put(buf + 21, millis, 3);
+    buf[24] = 'Z';
+    buf[25] = '"';
+    out.append(buf, sizeof buf);
   }
-  auto put = [&out](int64_t v, int width) {
-    char buf[8];
+
+ private:
+  static void Put(char* at, int64_t v, int width) {
     for (int i = width - 1; i >= 0; --i) {
-      buf[i] = static_cast<char>('0' + v % 10);
+      at[i] = static_cast<char>('0' + v % 10);
       v /= 10;
     }
-    out.append(buf, static_cast<std::size_t>(width));
-  };
-  out += '"';
-  put(year, 4);
-  out += '-';
-  put(static_cast<unsigned>(ymd.month()), 2);
-  out += '-';
-  put(static_cast<unsigned>(ymd.day()), 2);
-  out += 'T';
-  put(sod / 3600, 2);
-  out += ':';
-  put(sod / 60 % 60, 2);
-  out += ':';
-  put(sod % 60, 2);
-  out += '.';
-  put(millis, 3);
-  out += "Z\"";
-}
+  }
+  void SetDay(int64_t day_count) {
+    using namespace std::chrono;
+    const year_month_day ymd{sys_days{days{day_count}}};
+    const int year = static_cast<int>(ymd.year());
+    has_day_ = true;
+    day_ = day_count;
+    day_in_range_ = year >= 0 && year <= 9999;
+    if (!day_in_range_) return;
+    Put(date_, year, 4);
+    date_[4] = '-';
+    Put(date_ + 5, static_cast<unsigned>(ymd.month()), 2);
+    date_[7] = '-';
+    Put(date_ + 8, static_cast<unsigned>(ymd.day()), 2);
+  }
+
+  bool has_day_ = false;
+  bool day_in_range_ = false;
+  int64_t day_ = 0;
+  char date_[10] = {};  // "YYYY-MM-DD" of day_
+};
 
 class SqliteStore final : public GraphStore {
  public:
@@ -628,6 +764,8 @@ Status SqliteStore::Open() {
     return s;
   }
   sqlite3_busy_timeout(db_, kBusyTimeoutMs);
+  rc = sqlite3_create_module_v2(db_, "enrichd_rows", &kRowsModule, nullptr, nullptr);
+  if (rc != SQLITE_OK) return SqliteStatus(rc, db_, Context("register enrichd_rows"));
   // Reading the schema fails with SQLITE_NOTADB for a file that is not a database.
   rc = sqlite3_exec(db_, "SELECT count(*) FROM sqlite_master", nullptr, nullptr, nullptr);
   if (rc != SQLITE_OK) {
@@ -750,25 +888,36 @@ Result<UpsertStats> SqliteStore::UpsertSourceNodes(std::span<const SourceNode> n
   // Inserted in (label, key) order: every insert then lands next to the previous one in the
   // unique index, which turns a batch of random keys into one sweep over the index pages
   // (1M random IPs: about 25 % less time). New nodes get their ids in that order too.
-  const std::vector<const SourceNode*> sorted = SortedByLabelAndKey(nodes);
+  std::vector<const SourceNode*> sorted;
+  sorted.reserve(nodes.size());
+  for (const SourceNode& n : nodes) sorted.push_back(&n);
+  store::SortByLabelAndKey(sorted);
+  // One statement per chunk of rows (the chunk's memory stays small however large the
+  // batch); rows are inserted in the order given, so a key repeated within the batch is
+  // added once and then counted as existing, as before. OR IGNORE, not an upsert clause:
+  // nothing in the statement can abort, so SQLite opens no statement journal for it.
+  constexpr std::size_t kChunk = 10'000;
+  RowBatch rows(3);  // label, key, props: views of `nodes`
+  rows.Reserve(std::min(kChunk, sorted.size()));
   Transaction tx(*this);
   ENRICHD_RETURN_IF_ERROR(tx.Begin(true));
   ENRICHD_ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
-                           Prepare("INSERT INTO nodes (label, key, props) VALUES (?1, ?2, ?3) "
-                                   "ON CONFLICT (label, key) DO NOTHING"));
-  for (const SourceNode* node : sorted) {
-    const SourceNode& n = *node;
-    Query q(stmt, "insert node");
-    q.BindStatic(1, n.label)
-        .BindStatic(2, n.key)
-        .BindStatic(3, n.props_json.empty() ? std::string_view("{}") : n.props_json);
-    ENRICHD_RETURN_IF_ERROR(q.Run());
-    if (q.Changes() > 0) {
-      ++stats.added;
-    } else {
-      ++stats.existing;
+                           Prepare("INSERT OR IGNORE INTO nodes (label, key, props) "
+                                   "SELECT c0, c1, c2 FROM enrichd_rows(?1)"));
+  for (std::size_t at = 0; at < sorted.size(); at += kChunk) {
+    rows.Clear();
+    for (std::size_t i = at; i < std::min(sorted.size(), at + kChunk); ++i) {
+      const SourceNode& n = *sorted[i];
+      rows.AddTextView(n.label);
+      rows.AddTextView(n.key);
+      rows.AddTextView(n.props_json.empty() ? std::string_view("{}") : n.props_json);
     }
+    Query q(stmt, "insert nodes");
+    q.BindRows(1, rows);
+    ENRICHD_RETURN_IF_ERROR(q.Run());
+    stats.added += q.Changes();
   }
+  stats.existing = static_cast<int64_t>(nodes.size()) - stats.added;
   ENRICHD_RETURN_IF_ERROR(tx.Commit());
   return stats;
 }
@@ -845,87 +994,72 @@ Result<std::vector<ClaimedTask>> SqliteStore::ClaimTasks(const ClaimRequest& req
   const int64_t now_ms = ToUnixMillis(request.now);
   const int64_t until_ms = ToUnixMillis(request.now + request.lease_for);
 
+  // The due tasks, oldest first, straight from the tasks_due index, with their nodes: one
+  // read, in the order the caller gets them (no temporary tables, no sort).
   std::string sql =
-      "UPDATE tasks SET status = 'running', lease_owner = ?1, lease_expires_at = ?2, "
-      "claim_seq = claim_seq + 1, updated_at = ?3 "
-      "WHERE id IN (SELECT id FROM tasks WHERE status = 'pending' AND next_attempt_at <= ?3";
+      "SELECT t.id, t.claim_seq, t.node_id, t.provider, t.attempts, n.id IS NULL, n.label, "
+      "n.key FROM tasks t LEFT JOIN nodes n ON n.id = t.node_id "
+      "WHERE t.status = 'pending' AND t.next_attempt_at <= ?1";
   if (!request.providers.empty()) {
-    sql += " AND provider IN (";
+    sql += " AND t.provider IN (";
     for (std::size_t i = 0; i < request.providers.size(); ++i) {
-      sql += (i == 0 ? "?" : ", ?") + std::to_string(5 + i);
+      sql += (i == 0 ? "?" : ", ?") + std::to_string(3 + i);
     }
     sql += ")";
   }
-  sql +=
-      " ORDER BY next_attempt_at, id LIMIT ?4) "
-      "RETURNING id, claim_seq, node_id, provider, attempts, next_attempt_at";
+  sql += " ORDER BY t.next_attempt_at, t.id LIMIT ?2";
 
   Transaction tx(*this);
   ENRICHD_RETURN_IF_ERROR(tx.Begin(true));
-  std::vector<int64_t> due_at;
   {
     ENRICHD_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, Prepare(sql));
-    Query q(stmt, "claim tasks");
-    q.Bind(1, request.lease_owner)
-        .Bind(2, until_ms)
-        .Bind(3, now_ms)
-        .Bind(4, static_cast<int64_t>(std::min<std::size_t>(request.max_tasks, INT64_MAX)));
+    Query q(stmt, "find due tasks");
+    q.Bind(1, now_ms).Bind(
+        2, static_cast<int64_t>(std::min<std::size_t>(request.max_tasks, INT64_MAX)));
     for (std::size_t i = 0; i < request.providers.size(); ++i) {
-      q.Bind(static_cast<int>(5 + i), request.providers[i]);
+      q.Bind(static_cast<int>(3 + i), request.providers[i]);
     }
+    claimed.reserve(std::min<std::size_t>(request.max_tasks, 10'000));
     for (;;) {
       ENRICHD_ASSIGN_OR_RETURN(bool row, q.Step());
       if (!row) break;
       ClaimedTask t;
       t.task_id = q.Int(0);
-      t.claim_seq = q.Int(1);
+      t.claim_seq = q.Int(1) + 1;  // the UPDATE below counts this claim
       t.node_id = q.Int(2);
       t.provider = q.Text(3);
       t.attempts = static_cast<int>(q.Int(4));
-      claimed.push_back(std::move(t));
-      due_at.push_back(q.Int(5));
-    }
-  }
-  // The claimed tasks' nodes in one statement (a JSON array of ids), not one per task.
-  if (!claimed.empty()) {
-    const std::string ids = JsonIdArray(claimed, [](const ClaimedTask& t) { return t.node_id; });
-    ENRICHD_ASSIGN_OR_RETURN(
-        sqlite3_stmt * node_stmt,
-        Prepare("SELECT id, label, key FROM nodes WHERE id IN (SELECT value FROM json_each(?1))"));
-    std::unordered_map<int64_t, std::pair<std::string, std::string>> by_id;
-    by_id.reserve(claimed.size());
-    Query q(node_stmt, "read claimed nodes");
-    q.BindStatic(1, ids);
-    for (;;) {
-      ENRICHD_ASSIGN_OR_RETURN(bool row, q.Step());
-      if (!row) break;
-      by_id.emplace(q.Int(0), std::pair(q.Text(1), q.Text(2)));
-    }
-    for (ClaimedTask& t : claimed) {
-      auto it = by_id.find(t.node_id);
-      if (it == by_id.end()) {
+      if (q.Int(5) != 0) {
         return DataLossError(Context("task " + std::to_string(t.task_id) + " refers to node " +
                                      std::to_string(t.node_id) + ", which does not exist"));
       }
-      t.label = it->second.first;  // copied: two tasks of one node share the entry
-      t.key = it->second.second;
+      t.label = q.Text(6);
+      t.key = q.Text(7);
+      claimed.push_back(std::move(t));
+    }
+  }
+  if (!claimed.empty()) {
+    RowBatch ids(1);
+    for (const ClaimedTask& t : claimed) ids.AddInt(t.task_id);
+    ENRICHD_ASSIGN_OR_RETURN(
+        sqlite3_stmt * stmt,
+        Prepare("UPDATE OR IGNORE tasks SET status = 'running', lease_owner = ?1, "
+                "lease_expires_at = ?2, claim_seq = claim_seq + 1, updated_at = ?3 "
+                "WHERE id IN (SELECT c0 FROM enrichd_rows(?4))"));
+    Query q(stmt, "claim tasks");
+    q.BindStatic(1, request.lease_owner).Bind(2, until_ms).Bind(3, now_ms).BindRows(4, ids);
+    ENRICHD_RETURN_IF_ERROR(q.Run());
+    if (q.Changes() != static_cast<int64_t>(claimed.size())) {
+      return InternalError(Context("claimed " + std::to_string(q.Changes()) + " of " +
+                                   std::to_string(claimed.size()) + " due tasks"));
     }
   }
   ENRICHD_RETURN_IF_ERROR(tx.Commit());
-
-  // Oldest first, as claimed (RETURNING gives no order).
-  std::vector<std::size_t> order(claimed.size());
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-    return std::tie(due_at[a], claimed[a].task_id) < std::tie(due_at[b], claimed[b].task_id);
-  });
-  std::vector<ClaimedTask> sorted;
-  sorted.reserve(claimed.size());
-  for (std::size_t i : order) sorted.push_back(std::move(claimed[i]));
-  return sorted;
+  return claimed;
 }
 
 Result<int64_t> SqliteStore::CompleteTasks(std::span<const TaskCompletion> completions) {
+  using namespace std::string_view_literals;
   if (completions.empty()) return int64_t{0};
   // Validate the whole batch before writing anything.
   for (const TaskCompletion& c : completions) {
@@ -942,7 +1076,7 @@ Result<int64_t> SqliteStore::CompleteTasks(std::span<const TaskCompletion> compl
 
   Transaction tx(*this);
   ENRICHD_RETURN_IF_ERROR(tx.Begin(true));
-  // The batch's running tasks in one statement (a JSON array of ids), not one per task.
+  // The batch's running tasks in one statement, not one per task.
   struct Claimed {
     int64_t claim_seq = 0;
     int64_t node_id = 0;
@@ -951,15 +1085,15 @@ Result<int64_t> SqliteStore::CompleteTasks(std::span<const TaskCompletion> compl
   };
   std::unordered_map<int64_t, Claimed> running;
   {
-    const std::string ids =
-        JsonIdArray(completions, [](const TaskCompletion& c) { return c.task_id; });
+    RowBatch ids(1);
+    for (const TaskCompletion& c : completions) ids.AddInt(c.task_id);
     ENRICHD_ASSIGN_OR_RETURN(
         sqlite3_stmt * find,
         Prepare("SELECT id, claim_seq, node_id, provider, enrichment_id FROM tasks "
-                "WHERE id IN (SELECT value FROM json_each(?1)) AND status = 'running'"));
+                "WHERE id IN (SELECT c0 FROM enrichd_rows(?1)) AND status = 'running'"));
     running.reserve(completions.size());
     Query q(find, "find claimed tasks");
-    q.BindStatic(1, ids);
+    q.BindRows(1, ids);
     for (;;) {
       ENRICHD_ASSIGN_OR_RETURN(bool row, q.Step());
       if (!row) break;
@@ -970,31 +1104,32 @@ Result<int64_t> SqliteStore::CompleteTasks(std::span<const TaskCompletion> compl
       if (!q.IsNull(4)) t.previous = q.Int(4);
     }
   }
-  ENRICHD_ASSIGN_OR_RETURN(sqlite3_stmt * insert_node,
-                           Prepare("INSERT INTO nodes (label, key, props) "
-                                   "VALUES ('enrichment', ?1, ?2) "
-                                   "ON CONFLICT (label, key) DO NOTHING"));
-  ENRICHD_ASSIGN_OR_RETURN(sqlite3_stmt * insert_edge,
-                           Prepare("INSERT INTO edges (type, src, dst, props) "
-                                   "VALUES ('ENRICHED_BY', ?1, ?2, ?3)"));
-  ENRICHD_ASSIGN_OR_RETURN(
-      sqlite3_stmt * supersede,
-      Prepare("UPDATE nodes SET props = json_set(props, '$.superseded', json('true')) "
-              "WHERE id = ?1"));
-  ENRICHD_ASSIGN_OR_RETURN(
-      sqlite3_stmt * finish,
-      Prepare("UPDATE tasks SET status = ?2, attempts = attempts + 1, expires_at = ?3, "
-              "enrichment_id = ?4, lease_owner = NULL, lease_expires_at = NULL, "
-              "last_error = NULL, updated_at = ?5 WHERE id = ?1"));
+  // New enrichment nodes get explicit ids after the largest one: the write lock is held,
+  // so nobody else inserts meanwhile, and the edges and tasks can name them before the
+  // nodes are written (which lets each of the four writes below be one statement).
+  int64_t next_id = 0;
+  {
+    ENRICHD_ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
+                             Prepare("SELECT coalesce(max(id), 0) FROM nodes"));
+    Query q(stmt, "max node id");
+    ENRICHD_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (row) next_id = q.Int(0);
+    if (next_id > INT64_MAX - static_cast<int64_t>(completions.size())) {
+      return InternalError(Context("node ids exhausted"));
+    }
+  }
 
-  int64_t applied = 0;
   const int64_t now_ms = WallNowMillis();
-  // Reused across the batch (no allocation per task once grown).
-  std::string provider;
-  std::string props;
-  std::string edge_props;
-  std::string key;
+  RowBatch nodes(3);       // id, key, props
+  RowBatch edges(3);       // src, dst, props
+  RowBatch finished(4);    // task id, status, expires_at, enrichment id
+  RowBatch superseded(1);  // enrichment ids this batch replaces
+  nodes.Reserve(completions.size());
+  edges.Reserve(completions.size());
+  finished.Reserve(completions.size());
+  std::string provider;    // reused across the batch
   std::string fetched_at;  // quoted JSON string
+  Rfc3339Writer times;
   for (std::size_t i = 0; i < completions.size(); ++i) {
     const TaskCompletion& c = completions[i];
     const Provenance& p = c.result.provenance;
@@ -1003,81 +1138,116 @@ Result<int64_t> SqliteStore::CompleteTasks(std::span<const TaskCompletion> compl
       continue;  // stale or unknown claim, or completed already: ignored
     }
     const int64_t node_id = it->second.node_id;
-    const std::optional<int64_t> previous = it->second.previous;
+    if (it->second.previous) superseded.AddInt(*it->second.previous);
     provider.swap(it->second.provider);
     running.erase(it);  // the same completion twice in one batch applies once
     const bool ok = c.result.outcome == Outcome::kOk;
+    const int64_t enrichment_id = ++next_id;
     fetched_at.clear();
-    AppendRfc3339String(fetched_at, p.fetched_at);
+    times.Append(fetched_at, p.fetched_at);
+
+    nodes.AddInt(enrichment_id);
+    std::string& text = nodes.Text();
+    std::size_t begin = nodes.BeginText();
+    text += provider;  // key: provider/node/claim
+    text += '/';
+    AppendInt(text, node_id);
+    text += '/';
+    AppendInt(text, c.claim_seq);
+    nodes.EndText(begin);
     // Same members and order as before; keys are constants, so they are written literally.
-    props.clear();
-    props += "{\"provider\":";
-    AppendJsonString(props, provider);
-    props += ",\"kind\":";
-    AppendJsonString(props, c.result.kind);
-    props += ok ? ",\"status\":\"ok\",\"data\":" : ",\"status\":\"no_data\",\"data\":";
-    props += c.result.data_json.empty() ? std::string_view("{}") : c.result.data_json;
-    props += ",\"adapter\":";
-    AppendJsonString(props, p.adapter);
-    props += ",\"adapter_version\":";
-    AppendJsonString(props, p.adapter_version);
-    props += ",\"endpoint\":";
-    AppendJsonString(props, p.endpoint);
-    props += ",\"http_status\":";
-    AppendInt(props, p.http_status);
-    props += ",\"fetched_at\":";
-    props += fetched_at;
-    props += ",\"expires_at\":";
-    AppendRfc3339String(props, p.expires_at);
-    props += ",\"attempts\":";
-    AppendInt(props, p.attempts);
-    props += ",\"latency_ms\":";
-    AppendInt(props, std::chrono::duration_cast<std::chrono::milliseconds>(p.latency).count());
-    props += ",\"response_digest\":";
-    AppendJsonString(props, p.response_digest);
-    props += ",\"run_id\":";
-    AppendJsonString(props, p.run_id);
-    props += '}';
-    key = provider;
-    key += '/';
-    AppendInt(key, node_id);
-    key += '/';
-    AppendInt(key, c.claim_seq);
-    int64_t enrichment_id = 0;
-    {
-      Query q(insert_node, "insert enrichment node");
-      q.BindStatic(1, key).BindStatic(2, props);
-      ENRICHD_RETURN_IF_ERROR(q.Run());
-      if (q.Changes() == 0) {
-        return InternalError(Context("enrichment node '" + key + "' already exists"));
-      }
-      enrichment_id = sqlite3_last_insert_rowid(db_);
+    begin = nodes.BeginText();
+    text += "{\"provider\":"sv;
+    AppendJsonString(text, provider);
+    text += ",\"kind\":"sv;
+    AppendJsonString(text, c.result.kind);
+    text += ok ? ",\"status\":\"ok\",\"data\":"sv : ",\"status\":\"no_data\",\"data\":"sv;
+    text += c.result.data_json.empty() ? std::string_view("{}") : c.result.data_json;
+    text += ",\"adapter\":"sv;
+    AppendJsonString(text, p.adapter);
+    text += ",\"adapter_version\":"sv;
+    AppendJsonString(text, p.adapter_version);
+    text += ",\"endpoint\":"sv;
+    AppendJsonString(text, p.endpoint);
+    text += ",\"http_status\":"sv;
+    AppendInt(text, p.http_status);
+    text += ",\"fetched_at\":"sv;
+    text += fetched_at;
+    text += ",\"expires_at\":"sv;
+    times.Append(text, p.expires_at);
+    text += ",\"attempts\":"sv;
+    AppendInt(text, p.attempts);
+    text += ",\"latency_ms\":"sv;
+    AppendInt(text, std::chrono::duration_cast<std::chrono::milliseconds>(p.latency).count());
+    text += ",\"response_digest\":"sv;
+    AppendJsonString(text, p.response_digest);
+    text += ",\"run_id\":"sv;
+    AppendJsonString(text, p.run_id);
+    text += '}';
+    nodes.EndText(begin);
+
+    edges.AddInt(node_id);
+    edges.AddInt(enrichment_id);
+    std::string& edge_text = edges.Text();
+    begin = edges.BeginText();
+    edge_text += "{\"provider\":"sv;
+    AppendJsonString(edge_text, provider);
+    edge_text += ",\"fetched_at\":"sv;
+    edge_text += fetched_at;
+    edge_text += '}';
+    edges.EndText(begin);
+
+    finished.AddInt(c.task_id);
+    finished.AddText(ok ? std::string_view("done") : std::string_view("no_data"));
+    finished.AddInt(ToUnixMillis(p.expires_at));
+    finished.AddInt(enrichment_id);
+  }
+  const auto applied = static_cast<int64_t>(finished.Rows());
+  if (applied == 0) return int64_t{0};  // the transaction rolls back: nothing written
+  {
+    ENRICHD_ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
+                             Prepare("INSERT OR IGNORE INTO nodes (id, label, key, props) "
+                                     "SELECT c0, 'enrichment', c1, c2 FROM enrichd_rows(?1)"));
+    Query q(stmt, "insert enrichment nodes");
+    q.BindRows(1, nodes);
+    ENRICHD_RETURN_IF_ERROR(q.Run());
+    if (q.Changes() != applied) {
+      return InternalError(Context("an enrichment node of this batch already exists (" +
+                                   std::to_string(applied - q.Changes()) + " of " +
+                                   std::to_string(applied) + ")"));
     }
-    {
-      edge_props = "{\"provider\":";
-      AppendJsonString(edge_props, provider);
-      edge_props += ",\"fetched_at\":";
-      edge_props += fetched_at;
-      edge_props += '}';
-      Query q(insert_edge, "insert ENRICHED_BY edge");
-      q.Bind(1, node_id).Bind(2, enrichment_id).BindStatic(3, edge_props);
-      ENRICHD_RETURN_IF_ERROR(q.Run());
-    }
-    if (previous) {
-      Query q(supersede, "mark superseded");
-      q.Bind(1, *previous);
-      ENRICHD_RETURN_IF_ERROR(q.Run());
-    }
-    {
-      Query q(finish, "finish task");
-      q.Bind(1, c.task_id)
-          .Bind(2, ok ? std::string_view("done") : std::string_view("no_data"))
-          .Bind(3, ToUnixMillis(p.expires_at))
-          .Bind(4, enrichment_id)
-          .Bind(5, now_ms);
-      ENRICHD_RETURN_IF_ERROR(q.Run());
-    }
-    ++applied;
+  }
+  {
+    ENRICHD_ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
+                             Prepare("INSERT OR IGNORE INTO edges (type, src, dst, props) "
+                                     "SELECT 'ENRICHED_BY', c0, c1, c2 FROM enrichd_rows(?1)"));
+    Query q(stmt, "insert ENRICHED_BY edges");
+    q.BindRows(1, edges);
+    ENRICHD_RETURN_IF_ERROR(q.Run());
+    if (q.Changes() != applied)
+      return InternalError(Context("an ENRICHED_BY edge was not written"));
+  }
+  if (!superseded.Empty()) {
+    ENRICHD_ASSIGN_OR_RETURN(
+        sqlite3_stmt * stmt,
+        Prepare("UPDATE nodes SET props = json_set(props, '$.superseded', json('true')) "
+                "WHERE id IN (SELECT c0 FROM enrichd_rows(?1))"));
+    Query q(stmt, "mark superseded");
+    q.BindRows(1, superseded);
+    ENRICHD_RETURN_IF_ERROR(q.Run());
+  }
+  {
+    ENRICHD_ASSIGN_OR_RETURN(
+        sqlite3_stmt * stmt,
+        Prepare(
+            "UPDATE OR IGNORE tasks SET status = b.c1, attempts = attempts + 1, expires_at = b.c2, "
+            "enrichment_id = b.c3, lease_owner = NULL, lease_expires_at = NULL, "
+            "last_error = NULL, updated_at = ?2 FROM enrichd_rows(?1) AS b "
+            "WHERE tasks.id = b.c0"));
+    Query q(stmt, "finish tasks");
+    q.BindRows(1, finished).Bind(2, now_ms);
+    ENRICHD_RETURN_IF_ERROR(q.Run());
+    if (q.Changes() != applied) return InternalError(Context("a finished task was not written"));
   }
   ENRICHD_RETURN_IF_ERROR(tx.Commit());
   return applied;

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -419,6 +420,65 @@ TEST(SqliteStoreTest, ProvenanceTimesMatchFormatRfc3339) {
   }
 }
 
+// The same, with every time in one completion batch: times of one day, of other days
+// and out of the 4-digit year range interleave, so a date remembered from an earlier
+// answer of the batch must never leak into a later one.
+TEST(SqliteStoreTest, ProvenanceTimesInOneBatchMatchFormatRfc3339) {
+  TempDir dir;
+  auto store = OpenSqliteStore(dir.File("batch-times.db"));
+  ASSERT_TRUE(store.ok()) << store.status();
+  const int64_t times_ms[] = {1'700'000'000'123,  1'700'000'000'999,
+                              1'700'086'400'000,  0,
+                              1'700'000'001'000,  -1,
+                              -86'400'001,        951'868'799'999,
+                              951'868'800'000,    1'700'000'000'124,
+                              -62'167'219'200'001};
+  constexpr std::size_t kTimes = std::size(times_ms);
+  std::vector<SourceNode> nodes;
+  for (std::size_t i = 0; i < kTimes; ++i) {
+    nodes.push_back({"ip", "198.51.100." + std::to_string(i + 1)});
+  }
+  ASSERT_TRUE((*store)->UpsertSourceNodes(nodes).ok());
+  FakeClock clock;
+  ASSERT_EQ((*store)
+                ->PlanDueTasks(std::vector<ProviderPlan>{{"asn", {"ip"}}}, clock.WallNow())
+                .value_or(-1),
+            static_cast<int64_t>(kTimes));
+  ClaimRequest request;
+  request.max_tasks = kTimes;
+  request.lease_owner = "w";
+  request.now = clock.WallNow();
+  auto claimed = (*store)->ClaimTasks(request);
+  ASSERT_TRUE(claimed.ok() && claimed->size() == kTimes);
+  std::vector<TaskCompletion> completions;
+  std::map<std::string, int64_t> time_of_key;
+  for (std::size_t i = 0; i < kTimes; ++i) {
+    TaskCompletion c;
+    c.task_id = (*claimed)[i].task_id;
+    c.claim_seq = (*claimed)[i].claim_seq;
+    c.result.outcome = Outcome::kOk;
+    c.result.kind = "asn";
+    c.result.provenance.fetched_at = FromUnixMillis(times_ms[i]);
+    c.result.provenance.expires_at = FromUnixMillis(times_ms[kTimes - 1 - i]);
+    completions.push_back(c);
+    time_of_key[(*claimed)[i].key] = static_cast<int64_t>(i);
+  }
+  ASSERT_EQ((*store)->CompleteTasks(completions).value_or(-1), static_cast<int64_t>(kTimes));
+  for (const auto& [key, i] : time_of_key) {
+    auto view = (*store)->GetNode("ip", key);
+    ASSERT_TRUE(view.ok() && view->has_value()) << key;
+    ASSERT_EQ((*view)->enrichments.size(), 1u);
+    auto props = nlohmann::json::parse((*view)->enrichments[0].props_json, nullptr, false);
+    ASSERT_FALSE(props.is_discarded());
+    const int64_t fetched = times_ms[i];
+    const int64_t expires = times_ms[kTimes - 1 - static_cast<std::size_t>(i)];
+    EXPECT_EQ(props["fetched_at"], FormatRfc3339(FromUnixMillis(fetched))) << fetched;
+    EXPECT_EQ(props["expires_at"], FormatRfc3339(FromUnixMillis(expires))) << expires;
+    auto edge = nlohmann::json::parse((*view)->edges[0].props_json, nullptr, false);
+    EXPECT_EQ(edge["fetched_at"], FormatRfc3339(FromUnixMillis(fetched))) << fetched;
+  }
+}
+
 TEST(SqliteStoreTest, ClaimUsesTheDueIndex) {
   TempDir dir;
   const std::string path = dir.File("plan.db");
@@ -427,8 +487,10 @@ TEST(SqliteStoreTest, ClaimUsesTheDueIndex) {
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
   sqlite3_stmt* stmt = nullptr;
   ASSERT_EQ(sqlite3_prepare_v2(db,
-                               "EXPLAIN QUERY PLAN SELECT id FROM tasks WHERE status = 'pending' "
-                               "AND next_attempt_at <= 5 ORDER BY next_attempt_at, id LIMIT 10",
+                               "EXPLAIN QUERY PLAN SELECT t.id, n.label, n.key FROM tasks t "
+                               "LEFT JOIN nodes n ON n.id = t.node_id WHERE t.status = 'pending' "
+                               "AND t.next_attempt_at <= 5 ORDER BY t.next_attempt_at, t.id "
+                               "LIMIT 10",
                                -1, &stmt, nullptr),
             SQLITE_OK);
   std::string plan;
@@ -440,6 +502,82 @@ TEST(SqliteStoreTest, ClaimUsesTheDueIndex) {
   sqlite3_close(db);
   EXPECT_NE(plan.find("tasks_due"), std::string::npos) << plan;
   EXPECT_EQ(plan.find("TEMP B-TREE"), std::string::npos) << plan;
+}
+
+// A completion batch writes its enrichment nodes, edges and task states with one
+// statement each; the new nodes' ids must still follow every node that exists when the
+// batch commits, including nodes another connection added after the claim.
+TEST(SqliteStoreTest, CompletionBatchLinksNodesEdgesAndTasks) {
+  TempDir dir;
+  const std::string path = dir.File("batch.db");
+  FakeClock clock;
+  auto worker = OpenSqliteStore(path);
+  ASSERT_TRUE(worker.ok()) << worker.status();
+  GraphStore& store = **worker;
+  std::vector<SourceNode> nodes;
+  for (int i = 0; i < 40; ++i) nodes.push_back({"ip", "10.2.0." + std::to_string(i)});
+  ASSERT_EQ(store.UpsertSourceNodes(nodes).value_or({}).added, 40);
+  const std::vector<ProviderPlan> plans = {{"asn", {"ip"}}, {"geo", {"ip"}}};
+  ASSERT_EQ(store.PlanDueTasks(plans, clock.WallNow()).value_or(-1), 80);
+  ClaimRequest request;
+  request.max_tasks = 30;
+  request.lease_owner = "w";
+  request.now = clock.WallNow();
+  auto claimed = store.ClaimTasks(request);
+  ASSERT_TRUE(claimed.ok()) << claimed.status();
+  ASSERT_EQ(claimed->size(), 30u);
+  {
+    // Another connection adds nodes between the claim and the completion.
+    auto other = OpenSqliteStore(path);
+    ASSERT_TRUE(other.ok()) << other.status();
+    std::vector<SourceNode> more;
+    for (int i = 0; i < 5; ++i) more.push_back({"ip", "10.3.0." + std::to_string(i)});
+    ASSERT_EQ((*other)->UpsertSourceNodes(more).value_or({}).added, 5);
+  }
+  std::vector<TaskCompletion> completions;
+  for (std::size_t i = 0; i < claimed->size(); ++i) {
+    const ClaimedTask& t = (*claimed)[i];
+    TaskCompletion c;
+    c.task_id = t.task_id;
+    c.claim_seq = t.claim_seq;
+    c.provider = t.provider;
+    c.result.outcome = i % 3 == 0 ? Outcome::kNoData : Outcome::kOk;
+    c.result.kind = t.provider;
+    c.result.data_json = R"({"i":)" + std::to_string(i) + "}";
+    c.result.provenance.fetched_at = clock.WallNow();
+    c.result.provenance.expires_at = clock.WallNow() + std::chrono::hours(1);
+    completions.push_back(c);
+    if (i == 7) completions.push_back(c);  // the same claim twice applies once
+  }
+  TaskCompletion stale = completions.back();
+  stale.claim_seq += 1;
+  completions.push_back(stale);  // not the current claim: ignored
+  auto done = store.CompleteTasks(completions);
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_EQ(*done, 30);
+  worker->reset();
+
+  EXPECT_EQ(RawCount(path, "SELECT count(*) FROM nodes WHERE label = 'enrichment'"), 30);
+  EXPECT_EQ(RawCount(path, "SELECT count(*) FROM edges"), 30);
+  // Every enrichment node comes after every source node, the 5 late ones included.
+  EXPECT_EQ(RawCount(path,
+                     "SELECT (SELECT min(id) FROM nodes WHERE label = 'enrichment') > "
+                     "(SELECT max(id) FROM nodes WHERE label = 'ip')"),
+            1);
+  // Each finished task names its enrichment node, which is the edge's target from the
+  // task's source node and whose key and props tell the task's provider, node and claim.
+  EXPECT_EQ(RawCount(path,
+                     "SELECT count(*) FROM tasks t JOIN edges e ON e.dst = t.enrichment_id "
+                     "JOIN nodes n ON n.id = t.enrichment_id WHERE e.src = t.node_id "
+                     "AND n.key = t.provider || '/' || t.node_id || '/' || t.claim_seq "
+                     "AND json_extract(n.props, '$.provider') = t.provider "
+                     "AND json_extract(e.props, '$.provider') = t.provider "
+                     "AND t.attempts = 1 AND t.lease_owner IS NULL "
+                     "AND t.status = CASE json_extract(n.props, '$.status') "
+                     "WHEN 'ok' THEN 'done' ELSE 'no_data' END"),
+            30);
+  EXPECT_EQ(RawCount(path, "SELECT count(*) FROM tasks WHERE status = 'no_data'"), 10);
+  EXPECT_EQ(RawCount(path, "SELECT count(*) FROM tasks WHERE status = 'pending'"), 50);
 }
 
 // Two processes (fork) claim and complete from the same file until no task is left.
