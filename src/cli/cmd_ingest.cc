@@ -28,7 +28,7 @@ constexpr std::string_view kUsageLong =
     "  jsonl: --field names a string member (default: the label)\n"
     "  --format defaults from the file name (.csv, .jsonl/.ndjson); --column implies csv,\n"
     "  --field implies jsonl\n"
-    "  --batch-size N: values per store transaction (default 200000)";
+    "  --batch-size N: values per store transaction (default 100000)";
 
 // Progress on stderr: a rewritten line on a terminal, a plain line every 10 s otherwise.
 class Progress {

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <charconv>
 #include <cstring>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <unordered_set>
@@ -374,17 +375,38 @@ Status IngestRecords(RecordReader& reader, GraphStore& store, const IngestOption
       report->rejected_examples.push_back({line, Shorten(value), std::move(reason)});
     }
   };
-  auto flush = [&]() -> Status {
-    if (batch.empty()) return Status::Ok();
-    auto stats = store.UpsertSourceNodes(batch);
+  // The store writes one batch on a thread of its own while this thread reads, checks and
+  // canonicalises the next one (for PostgreSQL the server works meanwhile too): at most
+  // one batch is in flight, so memory holds two batches. The report is only updated here.
+  std::future<Result<UpsertStats>> in_flight;
+  auto wait_in_flight = [&]() -> Status {
+    if (!in_flight.valid()) return Status::Ok();
+    auto stats = in_flight.get();
     if (!stats.ok()) return stats.status().WithContext("storing source nodes");
     report->added += stats->added;
     report->existing += stats->existing;
-    batch.clear();
-    in_batch.clear();
     if (progress) progress(*report);
     return Status::Ok();
   };
+  auto flush = [&]() -> Status {
+    ENRICHD_RETURN_IF_ERROR(wait_in_flight());
+    if (batch.empty()) return Status::Ok();
+    in_flight = std::async(std::launch::async, [&store, nodes = std::move(batch)] {
+      return store.UpsertSourceNodes(nodes);
+    });
+    batch = {};
+    batch.reserve(batch_size);
+    in_batch.clear();
+    return Status::Ok();
+  };
+  // Whatever happens below, the batch in flight is waited for before `batch` and the
+  // store go away.
+  struct WaitAtExit {
+    std::future<Result<UpsertStats>>& f;
+    ~WaitAtExit() {
+      if (f.valid()) f.wait();
+    }
+  } wait_at_exit{in_flight};
 
   RawRecord rec;
   while (true) {
@@ -407,7 +429,8 @@ Status IngestRecords(RecordReader& reader, GraphStore& store, const IngestOption
     batch.push_back(SourceNode{options.label, std::move(item->key), "{}"});
     if (batch.size() >= batch_size) ENRICHD_RETURN_IF_ERROR(flush());
   }
-  return flush();
+  ENRICHD_RETURN_IF_ERROR(flush());
+  return wait_in_flight();
 }
 
 std::string IngestReportJson(const IngestReport& report) {
