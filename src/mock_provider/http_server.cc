@@ -310,17 +310,20 @@ void Loop::Run() {
   while (!server_->stopping()) {
     // Wait until the next delayed answer is due, to the microsecond: epoll_wait's whole
     // milliseconds would add ~0.5 ms to every "50 ms" of latency the mock is asked for.
+    // Timers also fire late (on this 2-core VM 110 us at the median, 170 us at p90, even
+    // with 1 us of slack), so the loop wakes kWakeEarly before an answer is due and polls
+    // the rest of the way: answers leave on time, for ~0.2 ms of CPU per wake-up.
+    constexpr int64_t kWakeEarlyNs = 250'000;
     timespec wait{};
     timespec* wait_for = nullptr;  // no timer: wait for events only
     if (!timers_.empty()) {
       auto now = std::chrono::steady_clock::now();
       auto when = timers_.top().when;
-      const int64_t ns =
-          when <= now
-              ? 0
-              : std::min<int64_t>(
-                    std::chrono::duration_cast<std::chrono::nanoseconds>(when - now).count(),
-                    int64_t{60} * 1'000'000'000);
+      const int64_t until_due =
+          std::chrono::duration_cast<std::chrono::nanoseconds>(when - now).count();
+      const int64_t ns = until_due <= kWakeEarlyNs ? 0
+                                                   : std::min<int64_t>(until_due - kWakeEarlyNs,
+                                                                       int64_t{60} * 1'000'000'000);
       wait.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
       wait.tv_nsec = static_cast<long>(ns % 1'000'000'000);
       wait_for = &wait;
