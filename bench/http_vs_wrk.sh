@@ -55,6 +55,15 @@ cpu_us_per_request() {  # $1: requests; reads "user sys" from $TIMES
   awk -v n="$1" '{ printf "%.1f", ($1 + $2) * 1e6 / n }' "$TIMES"
 }
 
+# One round of our client with transport $1 (native | curl): sets rps and total.
+run_ours() {
+  local out
+  out=$(/usr/bin/time -f "%U %S" -o "$TIMES" "$BIN" --url "$URL" --seconds "$DURATION" \
+        --inflight "$CONNECTIONS" --transport "$1")
+  rps=$(echo "$out" | sed -n 's/.*requests_per_second=\([0-9.]*\).*/\1/p')
+  total=$(echo "$out" | sed -n 's/.* ok=\([0-9]*\).*/\1/p')
+}
+
 WRK_RPS=() OUR_RPS=() WRK_CPU=() OUR_CPU=() WRK_CONN=() OUR_CONN=()
 CURL_RPS=() CURL_CPU=() CURL_CONN=()
 previous=$(server_connections)
@@ -65,17 +74,11 @@ for round in $(seq "$ROUNDS"); do
   WRK_RPS+=("$rps") WRK_CPU+=("$(cpu_us_per_request "$total")")
   now=$(server_connections); WRK_CONN+=($((now - previous))); previous=$now
 
-  out=$(/usr/bin/time -f "%U %S" -o "$TIMES" "$BIN" --url "$URL" --seconds "$DURATION" \
-        --inflight "$CONNECTIONS" --transport native)
-  rps=$(echo "$out" | sed -n 's/.*requests_per_second=\([0-9.]*\).*/\1/p')
-  total=$(echo "$out" | sed -n 's/.* ok=\([0-9]*\).*/\1/p')
+  run_ours native
   OUR_RPS+=("$rps") OUR_CPU+=("$(cpu_us_per_request "$total")")
   now=$(server_connections); OUR_CONN+=($((now - previous))); previous=$now
 
-  out=$(/usr/bin/time -f "%U %S" -o "$TIMES" "$BIN" --url "$URL" --seconds "$DURATION" \
-        --inflight "$CONNECTIONS" --transport curl)
-  rps=$(echo "$out" | sed -n 's/.*requests_per_second=\([0-9.]*\).*/\1/p')
-  total=$(echo "$out" | sed -n 's/.* ok=\([0-9]*\).*/\1/p')
+  run_ours curl
   CURL_RPS+=("$rps") CURL_CPU+=("$(cpu_us_per_request "$total")")
   now=$(server_connections); CURL_CONN+=($((now - previous))); previous=$now
   echo "round $round: wrk ${WRK_RPS[-1]} req/s, ours (native) ${OUR_RPS[-1]} req/s," \
