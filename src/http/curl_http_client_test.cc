@@ -52,6 +52,31 @@ std::unique_ptr<HttpServer> StartServer(HttpServer::Handler handler) {
   return server.ok() ? std::move(server).value() : nullptr;
 }
 
+// A mock server playing an HTTP proxy: answers every request "via proxy" itself (nothing
+// leaves loopback) and keeps the request target it last saw.
+class RecordingProxy {
+ public:
+  RecordingProxy()
+      : server_(StartServer([this](const ServerRequest& req) {
+          std::lock_guard lock(mu_);
+          target_seen_ = req.target;
+          ServerResponse r;
+          r.body = "via proxy";
+          return r;
+        })) {}
+  bool ok() const { return server_ != nullptr; }
+  std::string url() const { return server_->base_url(); }
+  std::string target_seen() {
+    std::lock_guard lock(mu_);
+    return target_seen_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::string target_seen_;
+  std::unique_ptr<HttpServer> server_;
+};
+
 std::unique_ptr<CurlHttpClient> MakeClient(CurlHttpClientOptions options = {}) {
   auto client = CurlHttpClient::Create(std::move(options));
   EXPECT_TRUE(client.ok()) << client.status();
@@ -699,17 +724,9 @@ TEST_P(HttpClientTest, RedirectsAreFollowedOnlyWhenAsked) {
 TEST(CurlHttpClientTest, ProxyFromEnvironmentIsHonoured) {
   // The mock server plays the proxy: an http:// request for another host must reach it in
   // absolute form. Nothing leaves loopback (the proxy answers itself).
-  std::mutex mu;
-  std::string target_seen;
-  auto proxy = StartServer([&](const ServerRequest& req) {
-    std::lock_guard lock(mu);
-    target_seen = req.target;
-    ServerResponse r;
-    r.body = "via proxy";
-    return r;
-  });
-  ASSERT_NE(proxy, nullptr);
-  ASSERT_EQ(setenv("http_proxy", proxy->base_url().c_str(), 1), 0);
+  RecordingProxy proxy;
+  ASSERT_TRUE(proxy.ok());
+  ASSERT_EQ(setenv("http_proxy", proxy.url().c_str(), 1), 0);
   {
     auto client = MakeClient();
     ASSERT_NE(client, nullptr);
@@ -718,8 +735,7 @@ TEST(CurlHttpClientTest, ProxyFromEnvironmentIsHonoured) {
     EXPECT_EQ(out.response.body, "via proxy");
   }
   unsetenv("http_proxy");
-  std::lock_guard lock(mu);
-  EXPECT_EQ(target_seen, "http://provider.invalid/json/1.1.1.1");
+  EXPECT_EQ(proxy.target_seen(), "http://provider.invalid/json/1.1.1.1");
 }
 
 TEST_P(HttpClientTest, MalformedRequestsFailWithOther) {
@@ -1250,18 +1266,10 @@ TEST(NativeHttpTest, RequestHeadIsWellFormed) {
 }
 
 TEST(NativeHttpTest, ProxyEnvironmentRoutesToLibcurl) {
-  std::mutex mu;
-  std::string target_seen;
-  auto proxy = StartServer([&](const ServerRequest& req) {
-    std::lock_guard lock(mu);
-    target_seen = req.target;
-    ServerResponse r;
-    r.body = "via proxy";
-    return r;
-  });
+  RecordingProxy proxy;
   ScriptedServer direct([](int, int, const std::string&) { return ScriptedServer::Reply{kOkTwo}; });
-  ASSERT_NE(proxy, nullptr);
-  ASSERT_EQ(setenv("http_proxy", proxy->base_url().c_str(), 1), 0);
+  ASSERT_TRUE(proxy.ok());
+  ASSERT_EQ(setenv("http_proxy", proxy.url().c_str(), 1), 0);
   ASSERT_EQ(setenv("no_proxy", "example.com", 1), 0);
   ASSERT_EQ(setenv("NO_PROXY", "example.com", 1), 0);
   {
@@ -1284,8 +1292,7 @@ TEST(NativeHttpTest, ProxyEnvironmentRoutesToLibcurl) {
   unsetenv("http_proxy");
   setenv("no_proxy", "127.0.0.1,localhost", 1);
   setenv("NO_PROXY", "127.0.0.1,localhost", 1);
-  std::lock_guard lock(mu);
-  EXPECT_EQ(target_seen, direct.url("/x"));
+  EXPECT_EQ(proxy.target_seen(), direct.url("/x"));
 }
 
 TEST(NativeHttpTest, OnlyPlainHttpToIpLiteralsWithoutRedirectsIsNative) {
