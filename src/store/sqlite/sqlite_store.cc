@@ -152,19 +152,25 @@ struct RowsCursor {
   std::size_t row;
 };
 
+// A zeroed T from SQLite's allocator; SqliteDelete frees it (the module's xDisconnect, xClose).
+template <typename T>
+T* SqliteNew() {
+  auto* p = static_cast<T*>(sqlite3_malloc(sizeof(T)));
+  if (p != nullptr) *p = T{};
+  return p;
+}
+template <typename T>
+int SqliteDelete(T* p) {
+  sqlite3_free(p);
+  return SQLITE_OK;
+}
+
 int RowsConnect(sqlite3* db, void*, int, const char* const*, sqlite3_vtab** out, char**) {
   const int rc =
       sqlite3_declare_vtab(db, "CREATE TABLE x(c0, c1, c2, c3, c4, c5, c6, c7, batch HIDDEN)");
   if (rc != SQLITE_OK) return rc;
-  auto* vtab = static_cast<sqlite3_vtab*>(sqlite3_malloc(sizeof(sqlite3_vtab)));
-  if (vtab == nullptr) return SQLITE_NOMEM;
-  *vtab = sqlite3_vtab{};
-  *out = vtab;
-  return SQLITE_OK;
-}
-int RowsDisconnect(sqlite3_vtab* vtab) {
-  sqlite3_free(vtab);
-  return SQLITE_OK;
+  *out = SqliteNew<sqlite3_vtab>();
+  return *out == nullptr ? SQLITE_NOMEM : SQLITE_OK;
 }
 // Only a plan that passes the batch (`enrichd_rows(?)`, an equality on the hidden column)
 // is usable; without it the table reads as empty and costs as if huge.
@@ -185,14 +191,9 @@ int RowsBestIndex(sqlite3_vtab*, sqlite3_index_info* info) {
   return SQLITE_OK;
 }
 int RowsOpen(sqlite3_vtab*, sqlite3_vtab_cursor** out) {
-  auto* cur = static_cast<RowsCursor*>(sqlite3_malloc(sizeof(RowsCursor)));
+  RowsCursor* cur = SqliteNew<RowsCursor>();
   if (cur == nullptr) return SQLITE_NOMEM;
-  *cur = RowsCursor{};
   *out = &cur->base;
-  return SQLITE_OK;
-}
-int RowsClose(sqlite3_vtab_cursor* cur) {
-  sqlite3_free(cur);
   return SQLITE_OK;
 }
 int RowsFilter(sqlite3_vtab_cursor* base, int idx_num, const char*, int argc,
@@ -233,10 +234,10 @@ const sqlite3_module kRowsModule = [] {
   m.xCreate = nullptr;  // eponymous only: no CREATE VIRTUAL TABLE
   m.xConnect = RowsConnect;
   m.xBestIndex = RowsBestIndex;
-  m.xDisconnect = RowsDisconnect;
-  m.xDestroy = RowsDisconnect;
+  m.xDisconnect = SqliteDelete<sqlite3_vtab>;
+  m.xDestroy = SqliteDelete<sqlite3_vtab>;
   m.xOpen = RowsOpen;
-  m.xClose = RowsClose;
+  m.xClose = SqliteDelete<sqlite3_vtab_cursor>;
   m.xFilter = RowsFilter;
   m.xNext = RowsNext;
   m.xEof = RowsEof;
