@@ -129,7 +129,9 @@ class StoreWorker {
     idle_cv_.wait(lock, [this] { return urgent_.empty() && jobs_.empty() && !busy_; });
     return TakeErrorLocked();
   }
+  // Called on every turn of the engine loop: without an error it takes no lock.
   Status TakeError() {
+    if (!failed_.load(std::memory_order_acquire)) return Status::Ok();
     std::lock_guard<std::mutex> lock(mu_);
     return TakeErrorLocked();
   }
@@ -138,6 +140,7 @@ class StoreWorker {
   Status TakeErrorLocked() {
     Status s = std::move(error_);
     error_ = Status::Ok();
+    failed_.store(false, std::memory_order_relaxed);
     return s;
   }
   void Loop() {
@@ -153,7 +156,10 @@ class StoreWorker {
       Status s = job(store_);
       lock.lock();
       busy_ = false;
-      if (!s.ok() && error_.ok()) error_ = std::move(s);
+      if (!s.ok() && error_.ok()) {
+        error_ = std::move(s);
+        failed_.store(true, std::memory_order_release);
+      }
       if (urgent_.empty() && jobs_.empty()) idle_cv_.notify_all();
     }
   }
@@ -167,6 +173,7 @@ class StoreWorker {
   bool busy_ = false;
   bool stop_ = false;
   Status error_;
+  std::atomic<bool> failed_{false};  // error_ holds an error (read without the lock)
   std::thread thread_;
 };
 
@@ -816,11 +823,6 @@ class EngineImpl final : public Engine {
     if (!run.completions.empty() || !run.retries.empty() || !run.finals.empty()) {
       if (auto s = Flush(now); !s.ok()) return FailRun(s);
     }
-    // Nothing is in flight: let the last writes land (a short wait) so the counts below
-    // see them now rather than one count interval later.
-    if (run.worker) {
-      if (Status s = run.worker->Drain(); !s.ok()) return FailRun(s);
-    }
     // The store's counts decide, not the store thread's state: a task is pending, running
     // (claimed, its result not yet written) or final, so nothing pending or running means
     // every result is written and no claim in flight can bring more. (Waiting for the
@@ -828,6 +830,11 @@ class EngineImpl final : public Engine {
     // interval while the provider has no work.)
     if (now - run.last_count_check < milliseconds(200)) return;
     run.last_count_check = now;
+    // Nothing is in flight: let the last writes land (a short wait) so the counts below
+    // see them now rather than one count interval later.
+    if (run.worker) {
+      if (Status s = run.worker->Drain(); !s.ok()) return FailRun(s);
+    }
     // Everything claimed is finished; is anything left in the store (retries not due yet,
     // tasks leased by another worker)?
     auto open = run.store->CountOpenTasks(ProviderNames());
@@ -1111,7 +1118,7 @@ class EngineImpl final : public Engine {
       max_items = rt.bucket ? 1 : kSyncChunk;
     }
     std::vector<Work> works;
-    std::unordered_set<std::string> keys_in_batch;
+    std::unordered_set<std::string> keys_in_batch;  // only for batches of more than one
     while (!rt.ready.empty() && works.size() < max_items) {
       Work w = std::move(rt.ready.front());
       rt.ready.pop_front();
@@ -1120,7 +1127,7 @@ class EngineImpl final : public Engine {
         rt.followers[key].push_back(std::move(w));
         continue;
       }
-      keys_in_batch.insert(key);
+      if (max_items > 1) keys_in_batch.insert(key);
       works.push_back(std::move(w));
     }
     return works;
