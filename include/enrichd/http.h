@@ -59,6 +59,12 @@ struct HttpResponse {
   const std::string* Header(std::string_view name) const;
 };
 
+// ASCII case-insensitive equality, as HTTP compares header names and tokens.
+bool EqualsIgnoreCase(std::string_view a, std::string_view b);
+// Whether a comma-separated header value (e.g. Connection) holds `token`, each item
+// trimmed of spaces and tabs and compared case-insensitively.
+bool HeaderHasToken(std::string_view list, std::string_view token);
+
 // Performs HTTP requests asynchronously. Submit() may be called from any thread; the
 // callback runs exactly once, on the client's I/O thread (keep it short: hand work off),
 // including for requests that fail or are cancelled at shutdown.

@@ -33,32 +33,12 @@ constexpr auto kResolveCacheTime = std::chrono::seconds(60);
 
 char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (Lower(a[i]) != Lower(b[i])) return false;
-  }
-  return true;
-}
-
 std::string_view Trim(std::string_view s) {
   size_t begin = 0;
   size_t end = s.size();
   while (begin < end && (s[begin] == ' ' || s[begin] == '\t')) ++begin;
   while (end > begin && (s[end - 1] == ' ' || s[end - 1] == '\t' || s[end - 1] == '\r')) --end;
   return s.substr(begin, end - begin);
-}
-
-// Whether a comma-separated header value holds `token` (case-insensitive).
-bool HasToken(std::string_view list, std::string_view token) {
-  while (!list.empty()) {
-    size_t comma = list.find(',');
-    std::string_view item = Trim(list.substr(0, comma));
-    if (EqualsIgnoreCase(item, token)) return true;
-    if (comma == std::string_view::npos) break;
-    list.remove_prefix(comma + 1);
-  }
-  return false;
 }
 
 // The last comma-separated item of a header value.
@@ -925,9 +905,9 @@ NativeHttpTransport::ParseResult NativeHttpTransport::EndOfHead(Request* r, std:
   }
   const std::string* connection = resp.Header("connection");
   if (r->http10) {
-    r->keep_alive = connection != nullptr && HasToken(*connection, "keep-alive");
+    r->keep_alive = connection != nullptr && HeaderHasToken(*connection, "keep-alive");
   } else {
-    r->keep_alive = connection == nullptr || !HasToken(*connection, "close");
+    r->keep_alive = connection == nullptr || !HeaderHasToken(*connection, "close");
   }
   if (r->head || resp.status == 204 || resp.status == 304) {
     r->phase = Phase::kDone;

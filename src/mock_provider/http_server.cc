@@ -91,31 +91,6 @@ std::string_view ReasonPhrase(int status) {
   }
 }
 
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
-// True when the comma-separated header value contains `token` (case-insensitive).
-bool HasToken(std::string_view value, std::string_view token) {
-  while (!value.empty()) {
-    std::size_t comma = value.find(',');
-    std::string_view part = value.substr(0, comma);
-    while (!part.empty() && (part.front() == ' ' || part.front() == '\t')) part.remove_prefix(1);
-    while (!part.empty() && (part.back() == ' ' || part.back() == '\t')) part.remove_suffix(1);
-    if (EqualsIgnoreCase(part, token)) return true;
-    if (comma == std::string_view::npos) break;
-    value.remove_prefix(comma + 1);
-  }
-  return false;
-}
-
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -607,8 +582,8 @@ bool Loop::ParseOne(Conn* c, bool* keep_alive, int* parse_error) {
     } else if (hh.name == "transfer-encoding") {
       chunked = true;
     } else if (hh.name == "connection") {
-      if (HasToken(value, "close")) conn_close = true;
-      if (HasToken(value, "keep-alive")) conn_keep_alive = true;
+      if (HeaderHasToken(value, "close")) conn_close = true;
+      if (HeaderHasToken(value, "keep-alive")) conn_keep_alive = true;
     }
   }
   if (chunked) {
