@@ -6,7 +6,11 @@
 // provider's concurrency limit, token bucket, circuit breaker and retry budget, hands
 // asynchronous adapters' requests to the HttpClient (one I/O thread, many transfers) and
 // synchronous adapters' lookups to a small worker pool, and writes results back in
-// batches. Other threads only post completions to it.
+// batches. Other threads only post completions to it. When the HttpClient is driven
+// (HttpClient::driven(), e.g. CurlHttpClientOptions::own_io_thread = false), the engine
+// thread is its I/O thread too: it polls the client every turn, so an answer is read and
+// the next request sent without a hand-off between threads. Such a client must outlive
+// the engine and be driven by nothing else; destroy the engine first.
 //
 // Use:
 //   auto engine = Engine::Create(config, {.http = &client});

@@ -68,11 +68,27 @@ bool HeaderHasToken(std::string_view list, std::string_view token);
 // Performs HTTP requests asynchronously. Submit() may be called from any thread; the
 // callback runs exactly once, on the client's I/O thread (keep it short: hand work off),
 // including for requests that fail or are cancelled at shutdown.
+//
+// A client either runs an I/O thread of its own, or is driven: its user runs the I/O loop
+// from one thread of theirs (the driver) by calling Poll() in a loop, and that thread is
+// then the I/O thread. A driven client lets a caller that already has an event loop (the
+// engine) take answers and send the next requests without a hand-off between threads.
 class HttpClient {
  public:
   using Callback = std::function<void(HttpResponse&&)>;
   virtual ~HttpClient() = default;
   virtual void Submit(HttpRequest request, Callback done) = 0;
+
+  // Whether the user must drive the I/O loop with Poll(). False by default.
+  virtual bool driven() const { return false; }
+  // Driven clients: one turn of the I/O loop on the calling thread (always the same
+  // one): starts the requests submitted so far, waits up to `max_wait` for I/O, for a
+  // due deadline or for Wake(), and runs the callbacks of the requests that finished.
+  // Returns at once, without waiting, when a request was submitted since the last turn.
+  // Clients with their own thread ignore it.
+  virtual void Poll(Duration max_wait) { (void)max_wait; }
+  // Thread-safe: a Poll() that is waiting (or the next one) returns without waiting.
+  virtual void Wake() {}
 };
 
 }  // namespace enrichd

@@ -68,7 +68,11 @@ void SignalWatcher::SetHandler(std::function<void()> on_first) {
 
 int RunEngine(const EnrichdConfig& config, GraphStore& store, SignalWatcher& signals,
               const EngineRunOptions& options, RunSummary* summary_out) {
-  auto http = CurlHttpClient::Create();
+  // Driven by the engine thread: answers are read and the next requests sent there, with
+  // no hand-off to and from an I/O thread per request.
+  CurlHttpClientOptions http_options;
+  http_options.own_io_thread = false;
+  auto http = CurlHttpClient::Create(std::move(http_options));
   if (!http.ok()) {
     std::fprintf(stderr, "enrichd run: %s\n", http.status().ToString().c_str());
     return kExitFailure;

@@ -45,17 +45,37 @@ constexpr double kRateLimitPace = 0.99;
 // The mailbox between other threads and the engine thread.
 class Inbox {
  public:
+  // With a driven HTTP client the engine thread waits in the client's Poll(), not here:
+  // posts from other threads wake it through `waker` (the client's Wake()). Call before
+  // the engine thread starts.
+  void SetWaker(std::function<void()> waker) { waker_ = std::move(waker); }
+  // The engine thread: its own posts need no wake-up.
+  void SetOwner(std::thread::id owner) {
+    std::lock_guard<std::mutex> lock(mu_);
+    owner_ = owner;
+  }
+
   void Post(std::function<void()> fn) {
     bool was_empty = false;
+    bool own = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (closed_) return;
       was_empty = items_.empty();
       items_.push_back(std::move(fn));
+      own = owner_ == std::this_thread::get_id();
     }
     // Only the first post into an empty mailbox wakes the engine thread: it takes the whole
     // mailbox at once, so a burst of HTTP completions costs one wake-up, not one each.
-    if (was_empty) cv_.notify_one();
+    if (was_empty) Notify(own);
+  }
+  // Driven: whether something was posted or Wake() called since the last check (the
+  // engine then polls without waiting).
+  bool TakeReady() {
+    std::lock_guard<std::mutex> lock(mu_);
+    const bool ready = !items_.empty() || woken_;
+    woken_ = false;
+    return ready;
   }
   // Waits until something is posted or `deadline` (steady clock) passes.
   void WaitUntil(std::chrono::steady_clock::time_point deadline) {
@@ -70,11 +90,13 @@ class Inbox {
     return out;
   }
   void Wake() {
+    bool own = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
       woken_ = true;
+      own = owner_ == std::this_thread::get_id();
     }
-    cv_.notify_one();
+    Notify(own);
   }
   void Close() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -83,8 +105,18 @@ class Inbox {
   }
 
  private:
+  void Notify(bool own) {
+    if (!waker_) {
+      cv_.notify_one();
+    } else if (!own) {
+      waker_();
+    }
+  }
+
   std::mutex mu_;
   std::condition_variable cv_;
+  std::function<void()> waker_;  // set before the engine thread starts, then read-only
+  std::thread::id owner_;
   std::vector<std::function<void()>> items_;
   bool woken_ = false;
   bool closed_ = false;
@@ -341,8 +373,13 @@ class EngineImpl final : public Engine {
     }
     if (needs_pool)
       pool_ = std::make_unique<WorkerPool>(std::max(1, config_.engine.worker_threads));
+    // A driven HTTP client runs on the engine thread: an answer is taken and the next
+    // request sent without a hand-off between threads (see Loop()).
+    driven_http_ = deps_.http != nullptr && deps_.http->driven();
+    if (driven_http_) inbox_->SetWaker([http = deps_.http] { http->Wake(); });
     loop_thread_ = std::thread([this] {
       pthread_setname_np(pthread_self(), "enrichd-engine");
+      inbox_->SetOwner(std::this_thread::get_id());
       Loop();
     });
     return Status::Ok();
@@ -428,11 +465,17 @@ class EngineImpl final : public Engine {
       }
       if (loop_exit_.load()) break;
       const MonoTime after = clock_.Now();
-      if (wake <= after) continue;
       // Our monotonic clock may be a fake in tests: wait in real time for the same span.
-      const Duration span = std::min<Duration>(wake - after, milliseconds(200));
-      inbox_->WaitUntil(std::chrono::steady_clock::now() +
-                        std::chrono::duration_cast<std::chrono::steady_clock::duration>(span));
+      const Duration span =
+          wake <= after ? Duration::zero() : std::min<Duration>(wake - after, milliseconds(200));
+      if (driven_http_) {
+        // Every turn polls the HTTP client (its callbacks post answers into the inbox);
+        // it waits only when nothing was posted meanwhile.
+        deps_.http->Poll(inbox_->TakeReady() ? Duration::zero() : span);
+      } else if (span > Duration::zero()) {
+        inbox_->WaitUntil(std::chrono::steady_clock::now() +
+                          std::chrono::duration_cast<std::chrono::steady_clock::duration>(span));
+      }
     }
     // Anything still waiting gets an answer.
     for (auto& fn : inbox_->Take()) fn();
@@ -1350,6 +1393,7 @@ class EngineImpl final : public Engine {
   uint64_t run_generation_ = 0;
   std::atomic<bool> stop_requested_{false};
   std::atomic<bool> loop_exit_{false};
+  bool driven_http_ = false;  // deps_.http is driven by the engine thread
   std::thread loop_thread_;
   mutable std::mutex snapshot_mu_;
   std::vector<ProviderStats> snapshot_;

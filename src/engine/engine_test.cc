@@ -7,9 +7,11 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "enrichd/graph_store.h"
@@ -87,11 +89,14 @@ class EchoAdapter final : public AsyncAdapter {
   std::string endpoint_;
 };
 
-// Answers every request at once through `respond`, recording the fake clock's reading.
+// Answers every request through `respond`, recording the fake clock's reading: at once,
+// or, when `driven` is set, in the next Poll() on the thread that drives it (a driven
+// client, as the CLI gives the engine).
 class FakeHttp final : public HttpClient {
  public:
   explicit FakeHttp(const Clock& clock) : clock_(clock) {}
   std::function<HttpResponse(const HttpRequest&)> respond;
+  bool driven_mode = false;
 
   void Submit(HttpRequest request, Callback done) override {
     HttpResponse resp;
@@ -99,18 +104,61 @@ class FakeHttp final : public HttpClient {
       std::lock_guard<std::mutex> lock(mu_);
       sent_.push_back({request.url, clock_.Now()});
       resp = respond(request);
+      if (driven_mode) {
+        submit_threads_.insert(std::this_thread::get_id());
+        answers_.push_back({std::move(done), std::move(resp)});
+        cv_.notify_all();
+        return;
+      }
     }
     done(std::move(resp));
   }
+  bool driven() const override { return driven_mode; }
+  void Poll(Duration max_wait) override {
+    std::vector<std::pair<Callback, HttpResponse>> answers;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      poll_threads_.insert(std::this_thread::get_id());
+      cv_.wait_for(lock, max_wait, [this] { return !answers_.empty() || woken_; });
+      woken_ = false;
+      answers.swap(answers_);
+    }
+    for (auto& [done, resp] : answers) done(std::move(resp));
+  }
+  void Wake() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    woken_ = true;
+    ++wakes_;
+    cv_.notify_all();
+  }
+
   std::vector<std::pair<std::string, MonoTime>> sent() {
     std::lock_guard<std::mutex> lock(mu_);
     return sent_;
+  }
+  std::set<std::thread::id> submit_threads() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return submit_threads_;
+  }
+  std::set<std::thread::id> poll_threads() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return poll_threads_;
+  }
+  int wakes() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return wakes_;
   }
 
  private:
   const Clock& clock_;
   std::mutex mu_;
+  std::condition_variable cv_;
   std::vector<std::pair<std::string, MonoTime>> sent_;
+  std::vector<std::pair<Callback, HttpResponse>> answers_;
+  std::set<std::thread::id> submit_threads_;
+  std::set<std::thread::id> poll_threads_;
+  bool woken_ = false;
+  int wakes_ = 0;
 };
 
 HttpResponse Answer(int status, std::vector<HttpHeader> headers = {}) {
@@ -286,6 +334,46 @@ TEST_F(EngineTest, AStoreThreadOnASecondConnectionClaimsAndWritesEveryResultOnce
   auto counts = store_->Counts();
   ASSERT_TRUE(counts.ok());
   EXPECT_EQ(counts->edges, 500);
+}
+
+TEST_F(EngineTest, ADrivenHttpClientIsPolledOnTheEngineThreadAndEveryResultIsStoredOnce) {
+  std::vector<std::string> keys;
+  for (int i = 1; i <= 200; ++i)
+    keys.push_back("9.9." + std::to_string(i / 100) + "." + std::to_string(i % 100 + 1));
+  Ingest(keys);
+  std::map<std::string, int> calls;
+  http_.driven_mode = true;
+  http_.respond = [&](const HttpRequest& r) {  // under FakeHttp's lock
+    return ++calls[r.url] == 1 && calls.size() % 8 == 0 ? Answer(503) : Answer(200);
+  };
+  // The store thread's posts (claims, counts) come from another thread: they must wake
+  // the engine out of the client's Poll().
+  auto second = OpenGraphStore("sqlite://" + (dir_ / "graph.db").string());
+  ASSERT_TRUE(second.ok()) << second.status();
+  EnrichdConfig config;
+  config.providers = {Provider(), Provider("echo2")};
+  config.providers[1].endpoint = "http://other.test";
+  for (auto& p : config.providers) p.circuit_breaker.failure_rate = 1.0;  // no breaker
+  config.engine.claim_batch = 16;
+  RunSummary s = RunOnce(config, 10ms, nullptr, second->get());
+  ASSERT_EQ(s.providers.size(), 2u);
+  int64_t retries = 0;
+  for (const auto& p : s.providers) {
+    EXPECT_EQ(p.ok, 200) << p.name;
+    EXPECT_EQ(p.dead, 0) << p.name;
+    retries += p.retries;
+    EXPECT_EQ(Counts(p.name).done, 200) << p.name;
+    EXPECT_EQ(Counts(p.name).pending + Counts(p.name).running, 0) << p.name;
+  }
+  EXPECT_EQ(retries, 50);  // every 8th of the 400 URLs failed once
+  auto counts = store_->Counts();
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(counts->edges, 400);
+  // One thread, the engine's, both sent the requests and drove the client.
+  EXPECT_EQ(http_.poll_threads().size(), 1u);
+  EXPECT_EQ(http_.submit_threads(), http_.poll_threads());
+  EXPECT_EQ(http_.poll_threads().count(std::this_thread::get_id()), 0u);
+  EXPECT_GT(http_.wakes(), 0);
 }
 
 TEST_F(EngineTest, AttemptsExhaustedOrPermanentErrorsEndDead) {

@@ -240,6 +240,7 @@ class CurlHttpClient::Impl {
           [this](Callback& done, HttpResponse&& response) { Invoke(done, std::move(response)); },
           [this] { Wake(); });
     }
+    if (!options_.own_io_thread) return Status::Ok();  // driven: Poll() runs the loop
     try {
       thread_ = std::thread([this] { Run(); });
     } catch (const std::exception& e) {
@@ -280,13 +281,45 @@ class CurlHttpClient::Impl {
         stopping_ = true;
         if (thread_.joinable()) Wake();
       }
-      // From a callback: the I/O thread cannot join itself. It cancels the rest as soon as
-      // the callback returns; the destructor (called elsewhere) joins it.
-      if (std::this_thread::get_id() == io_thread_id_) return;
+      if (!options_.own_io_thread) {
+        // Driven: the caller is the driver or no Poll() runs. From a callback (inside
+        // Poll()), the rest is cancelled when that turn ends.
+        if (in_turn_) return;
+      } else if (std::this_thread::get_id() == io_thread_id_) {
+        // From a callback: the I/O thread cannot join itself. It cancels the rest as soon
+        // as the callback returns; the destructor (called elsewhere) joins it.
+        return;
+      }
+    }
+    if (!options_.own_io_thread) {
+      CancelEverything();
+      return;
     }
     std::lock_guard join_lock(join_mutex_);
     if (thread_.joinable()) thread_.join();
   }
+
+  // Driven clients: one turn of the loop on the caller's thread.
+  void Poll(Duration max_wait) {
+    if (options_.own_io_thread) return;
+    {
+      std::lock_guard lock(mutex_);
+      io_thread_id_ = std::this_thread::get_id();
+      in_turn_ = true;
+    }
+    const bool more = Turn(std::chrono::steady_clock::now() +
+                           std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                               std::max<Duration>(max_wait, Duration::zero())));
+    bool stop = false;
+    {
+      std::lock_guard lock(mutex_);
+      in_turn_ = false;
+      stop = stopping_;
+    }
+    if (!more || stop) CancelEverything();
+  }
+
+  bool own_io_thread() const { return options_.own_io_thread; }
 
   Stats stats() const {
     Stats s;
@@ -303,13 +336,13 @@ class CurlHttpClient::Impl {
     return io_thread_id_;
   }
 
- private:
   void Wake() {
     const uint64_t one = 1;
     // EAGAIN (counter saturated) still leaves the eventfd readable: nothing to do.
     [[maybe_unused]] ssize_t n = write(wake_fd_, &one, sizeof one);
   }
 
+ private:
   // CURLMOPT_SOCKETFUNCTION: start, change or stop watching a socket. The events watched
   // per descriptor are remembered, so that a repeated request costs no system call.
   static int OnSocket(CURL* /*easy*/, curl_socket_t fd, int what, void* user,
@@ -354,19 +387,13 @@ class CurlHttpClient::Impl {
     return 0;
   }
 
-  // Milliseconds epoll may wait: until libcurl's timer, at most 1 s, 0 when work is due.
-  // Milliseconds epoll may wait: until libcurl's timer or the native transport's next
-  // deadline, at most 1 s, 0 when work is due.
-  int WaitMillis() const {
-    auto due = std::chrono::steady_clock::time_point::max();
-    if (timer_armed_) due = timer_due_;
+  // When the loop must next act by itself: libcurl's timer or the native transport's next
+  // deadline, at most 1 s from now.
+  std::chrono::steady_clock::time_point NextDue(std::chrono::steady_clock::time_point now) const {
+    auto due = now + std::chrono::seconds(1);
+    if (timer_armed_) due = std::min(due, timer_due_);
     if (native_ != nullptr) due = std::min(due, native_->NextDeadline());
-    if (due == std::chrono::steady_clock::time_point::max()) return 1000;
-    const auto now = std::chrono::steady_clock::now();
-    if (due <= now) return 0;
-    if (due - now > std::chrono::seconds(1)) return 1000;
-    auto left = std::chrono::ceil<std::chrono::milliseconds>(due - now);
-    return static_cast<int>(std::clamp<int64_t>(left.count(), 0, 1000));
+    return due;
   }
 
   void Run() {
@@ -375,57 +402,74 @@ class CurlHttpClient::Impl {
       io_thread_id_ = std::this_thread::get_id();
     }
     pthread_setname_np(pthread_self(), "enrichd-http");
-    std::vector<PendingRequest> batch;
-    constexpr int kMaxEvents = 256;
-    epoll_event events[kMaxEvents];
-    int running = 0;
-    for (;;) {
-      {
-        std::lock_guard lock(mutex_);
-        if (stopping_) break;
-        batch.swap(pending_);
-        wake_requested_ = false;
-      }
-      for (auto& p : batch) Start(std::move(p));
-      batch.clear();
-
-      int wait_ms = WaitMillis();
-      {
-        std::lock_guard lock(mutex_);
-        if (stopping_ || !pending_.empty()) wait_ms = 0;  // new work arrived: no waiting
-      }
-      const int n = epoll_wait(epoll_fd_, events, kMaxEvents, wait_ms);
-      for (int i = 0; i < n; ++i) {
-        const uint64_t data = events[i].data.u64;
-        if (data & http_internal::NativeHttpTransport::kEpollTag) {
-          native_->OnEvent(data, events[i].events);
-          continue;
-        }
-        const int fd = static_cast<int>(data);
-        if (fd == wake_fd_) {
-          uint64_t count = 0;
-          [[maybe_unused]] ssize_t r = read(wake_fd_, &count, sizeof count);
-          continue;
-        }
-        int flags = 0;
-        if (events[i].events & EPOLLIN) flags |= CURL_CSELECT_IN;
-        if (events[i].events & EPOLLOUT) flags |= CURL_CSELECT_OUT;
-        if (events[i].events & (EPOLLERR | EPOLLHUP)) flags |= CURL_CSELECT_ERR;
-        curl_multi_socket_action(multi_, fd, flags, &running);
-      }
-      if (timer_armed_ && std::chrono::steady_clock::now() >= timer_due_) {
-        timer_armed_ = false;
-        curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
-      }
-      CompleteFinished();
-      if (native_ != nullptr) {
-        native_->DrainResolved();
-        native_->CheckDeadlines(std::chrono::steady_clock::now());
-        native_->Pump();
-        native_->Collect();
-      }
+    while (Turn(std::chrono::steady_clock::time_point::max())) {
     }
     CancelEverything();
+  }
+
+  // One turn of the I/O loop: starts the submitted requests, waits for I/O until the next
+  // deadline (or `until`, or a wake-up), handles what is ready and runs the callbacks of
+  // the finished transfers. False, at once, when the client is shutting down.
+  bool Turn(std::chrono::steady_clock::time_point until) {
+    {
+      std::lock_guard lock(mutex_);
+      if (stopping_) return false;
+      turn_batch_.swap(pending_);
+      wake_requested_ = false;
+    }
+    for (auto& p : turn_batch_) Start(std::move(p));
+    turn_batch_.clear();
+
+    const auto now = std::chrono::steady_clock::now();
+    int64_t wait_ns = std::max<int64_t>(
+        0, std::chrono::duration_cast<std::chrono::nanoseconds>(std::min(NextDue(now), until) - now)
+               .count());
+    {
+      std::lock_guard lock(mutex_);
+      if (stopping_ || !pending_.empty()) wait_ns = 0;  // new work arrived: no waiting
+    }
+    constexpr int kMaxEvents = 256;
+    epoll_event events[kMaxEvents];
+    // To the microsecond where the kernel can (epoll_pwait2, Linux 5.11): a driven loop
+    // also waits for its user's own deadlines (e.g. the next rate-limit token).
+    timespec wait{static_cast<time_t>(wait_ns / 1'000'000'000),
+                  static_cast<long>(wait_ns % 1'000'000'000)};
+    int n = epoll_pwait2(epoll_fd_, events, kMaxEvents, &wait, nullptr);
+    if (n < 0 && errno == ENOSYS) {  // older kernels: whole milliseconds, rounded up
+      n = epoll_wait(epoll_fd_, events, kMaxEvents,
+                     static_cast<int>((wait_ns + 999'999) / 1'000'000));
+    }
+    int running = 0;
+    for (int i = 0; i < n; ++i) {
+      const uint64_t data = events[i].data.u64;
+      if (data & http_internal::NativeHttpTransport::kEpollTag) {
+        native_->OnEvent(data, events[i].events);
+        continue;
+      }
+      const int fd = static_cast<int>(data);
+      if (fd == wake_fd_) {
+        uint64_t count = 0;
+        [[maybe_unused]] ssize_t r = read(wake_fd_, &count, sizeof count);
+        continue;
+      }
+      int flags = 0;
+      if (events[i].events & EPOLLIN) flags |= CURL_CSELECT_IN;
+      if (events[i].events & EPOLLOUT) flags |= CURL_CSELECT_OUT;
+      if (events[i].events & (EPOLLERR | EPOLLHUP)) flags |= CURL_CSELECT_ERR;
+      curl_multi_socket_action(multi_, fd, flags, &running);
+    }
+    if (timer_armed_ && std::chrono::steady_clock::now() >= timer_due_) {
+      timer_armed_ = false;
+      curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+    }
+    CompleteFinished();
+    if (native_ != nullptr) {
+      native_->DrainResolved();
+      native_->CheckDeadlines(std::chrono::steady_clock::now());
+      native_->Pump();
+      native_->Collect();
+    }
+    return true;
   }
 
   // Takes a pooled transfer, sets it up for `p` and hands it to libcurl. On failure the
@@ -699,9 +743,11 @@ class CurlHttpClient::Impl {
   std::vector<PendingRequest> pending_;
   bool stopping_ = false;
   bool wake_requested_ = false;
+  bool in_turn_ = false;  // a driven client's Poll() is running
   std::thread::id io_thread_id_;
 
   // I/O thread only.
+  std::vector<PendingRequest> turn_batch_;  // the requests a turn starts
   std::vector<std::unique_ptr<Transfer>> in_flight_;
   std::vector<std::unique_ptr<Transfer>> pool_;
 
@@ -732,6 +778,12 @@ void CurlHttpClient::Submit(HttpRequest request, Callback done) {
 }
 
 void CurlHttpClient::Shutdown() { impl_->Shutdown(); }
+
+bool CurlHttpClient::driven() const { return !impl_->own_io_thread(); }
+
+void CurlHttpClient::Poll(Duration max_wait) { impl_->Poll(max_wait); }
+
+void CurlHttpClient::Wake() { impl_->Wake(); }
 
 CurlHttpClient::Stats CurlHttpClient::stats() const { return impl_->stats(); }
 

@@ -99,6 +99,9 @@ struct CurlHttpClientOptions {
   // Plain http:// requests go through the client's own HTTP/1.1 transport (see the routing
   // rule above); false: every request goes through libcurl.
   bool native_http = true;
+  // false: no I/O thread of its own; the client is driven (HttpClient::Poll(), from one
+  // thread of the user's, which is then the I/O thread where callbacks run).
+  bool own_io_thread = true;
 };
 
 class CurlHttpClient final : public HttpClient {
@@ -112,8 +115,8 @@ class CurlHttpClient final : public HttpClient {
   };
 
   // Initialises libcurl (once per process), reads the proxy environment (for the routing
-  // rule) and starts the I/O thread. kInternal when libcurl or the thread cannot be set
-  // up; kInvalidArgument for a negative limit.
+  // rule) and starts the I/O thread (unless options.own_io_thread is false). kInternal
+  // when libcurl or the thread cannot be set up; kInvalidArgument for a negative limit.
   static Result<std::unique_ptr<CurlHttpClient>> Create(CurlHttpClientOptions options = {});
 
   // Shutdown(), then releases every libcurl resource.
@@ -126,11 +129,19 @@ class CurlHttpClient final : public HttpClient {
   // once on the calling thread with kCancelled (there is no I/O thread left to run it).
   void Submit(HttpRequest request, Callback done) override;
 
+  // Driven clients (own_io_thread false), see HttpClient. Poll() after Shutdown() returns
+  // at once.
+  bool driven() const override;
+  void Poll(Duration max_wait) override;
+  void Wake() override;
+
   // Completes every queued and in-flight request with kCancelled (each callback exactly
   // once, on the I/O thread), then joins the I/O thread. Idempotent; blocks until done.
   // Called from a callback it only begins the shutdown (the rest is cancelled once the
   // callback returns) and does not block. A callback receiving kCancelled must not
   // resubmit in a loop (after shutdown, Submit() calls back at once on the same thread).
+  // A driven client cancels on the calling thread, which must be the driver or a thread
+  // that runs while no Poll() does (e.g. after the driver has stopped).
   void Shutdown();
 
   // Approximate counters, readable from any thread.

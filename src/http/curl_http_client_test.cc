@@ -907,6 +907,118 @@ TEST_P(HttpClientTest, ShutdownFromACallbackCancelsTheRest) {
   }
 }
 
+// ---- driven clients: no I/O thread; the user's thread runs the loop with Poll() ----
+
+std::unique_ptr<CurlHttpClient> MakeDriven(bool native, CurlHttpClientOptions options = {}) {
+  options.native_http = native;
+  options.own_io_thread = false;
+  auto client = MakeClient(std::move(options));
+  if (client != nullptr) EXPECT_TRUE(client->driven());
+  return client;
+}
+
+// Polls on the calling thread until `done` holds; false after kPatience.
+bool PollUntil(HttpClient& client, const std::function<bool()>& done) {
+  const auto give_up = std::chrono::steady_clock::now() + kPatience;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > give_up) return false;
+    client.Poll(100ms);
+  }
+  return true;
+}
+
+TEST_P(HttpClientTest, DrivenClientStartsNoThreadAndRunsCallbacksOnTheDriver) {
+  auto server = StartServer([](const ServerRequest& req) {
+    ServerResponse r;
+    r.body = req.path;
+    return r;
+  });
+  ASSERT_NE(server, nullptr);
+  const int threads_before = ThreadsInProcess();
+  auto client = MakeDriven(native());
+  ASSERT_NE(client, nullptr);
+  EXPECT_EQ(ThreadsInProcess(), threads_before);
+
+  constexpr size_t kRequests = 100;
+  Tally tally(kRequests);
+  for (size_t i = 0; i < kRequests; ++i) {
+    client->Submit(Get(server->base_url() + "/" + std::to_string(i)), tally.For(i));
+  }
+  EXPECT_EQ(client->stats().completed, 0u);  // nothing runs until the loop is driven
+  ASSERT_TRUE(PollUntil(*client, [&] { return client->stats().completed == kRequests; }));
+  std::vector<int> calls = tally.calls();
+  for (size_t i = 0; i < kRequests; ++i) {
+    ASSERT_EQ(calls[i], 1) << i;
+    ASSERT_TRUE(tally.response(i).transport_ok()) << i << ": " << tally.response(i).error_message;
+    ASSERT_EQ(tally.response(i).body, "/" + std::to_string(i));
+  }
+  EXPECT_EQ(tally.threads(), std::set<std::thread::id>{std::this_thread::get_id()});
+  EXPECT_EQ(client->io_thread_id(), std::this_thread::get_id());
+  EXPECT_EQ(ThreadsInProcess(), threads_before);
+}
+
+TEST_P(HttpClientTest, DrivenClientWakesForWakeAndForSubmitsFromOtherThreads) {
+  auto server = StartServer([](const ServerRequest&) { return ServerResponse{}; });
+  ASSERT_NE(server, nullptr);
+  auto client = MakeDriven(native());
+  ASSERT_NE(client, nullptr);
+  std::atomic<bool> answered{false};
+  std::promise<void> driver_started;
+  // The driver waits an hour per turn: only Wake() (or I/O) ends a turn early.
+  auto driver = std::async(std::launch::async, [&] {
+    client->Wake();
+    client->Poll(1h);  // returns: Wake() came first
+    driver_started.set_value();
+    while (!answered.load()) client->Poll(1h);
+  });
+  ASSERT_EQ(driver_started.get_future().wait_for(kPatience), std::future_status::ready);
+  // Submitted from this thread while the driver waits (or is about to): it must wake.
+  client->Submit(Get(server->base_url() + "/x"), [&](HttpResponse&& r) {
+    EXPECT_EQ(r.status, 200) << r.error_message;
+    answered.store(true);
+  });
+  if (driver.wait_for(kPatience) != std::future_status::ready) {
+    ADD_FAILURE() << "the driver was not woken within " << kPatience.count() << " s";
+    std::abort();  // the driver references this frame
+  }
+  EXPECT_TRUE(answered.load());
+}
+
+TEST_P(HttpClientTest, DrivenClientShutdownCancelsOnTheCallingThread) {
+  std::mutex mu;
+  size_t arrived = 0;
+  auto server = StartServer([&](const ServerRequest&) {
+    std::lock_guard lock(mu);
+    ++arrived;
+    ServerResponse r;
+    r.delay = 30s;  // never answers before the client shuts down
+    return r;
+  });
+  ASSERT_NE(server, nullptr);
+  auto client = MakeDriven(native());
+  ASSERT_NE(client, nullptr);
+  constexpr size_t kInFlight = 20;
+  Tally tally(kInFlight + 2);
+  for (size_t i = 0; i < kInFlight; ++i) {
+    client->Submit(Get(server->base_url() + "/hang"), tally.For(i));
+  }
+  ASSERT_TRUE(PollUntil(*client, [&] {
+    std::lock_guard lock(mu);
+    return arrived == kInFlight;
+  }));
+  client->Submit(Get(server->base_url() + "/queued"), tally.For(kInFlight));  // not started
+  client->Shutdown();
+  EXPECT_EQ(client->stats().completed, kInFlight + 1);  // all of them, before it returned
+  client->Poll(1h);                                     // returns at once after shutdown
+  client->Submit(Get(server->base_url() + "/late"), tally.For(kInFlight + 1));
+  std::vector<int> calls = tally.calls();
+  for (size_t i = 0; i < kInFlight + 2; ++i) {
+    EXPECT_EQ(calls[i], 1) << i;
+    EXPECT_EQ(tally.response(i).error, TransportError::kCancelled) << i;
+  }
+  EXPECT_EQ(tally.threads(), std::set<std::thread::id>{std::this_thread::get_id()});
+}
+
 TEST(CurlHttpClientTest, RejectsNegativeLimits) {
   CurlHttpClientOptions options;
   options.max_total_connections = -1;
