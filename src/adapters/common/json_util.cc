@@ -37,6 +37,20 @@ std::optional<double> NumberMember(const Json& j, std::string_view key) {
   return v->get<double>();
 }
 
+std::optional<std::string> StringMember(const JsonValue& j, std::string_view key) {
+  const auto v = j.Member(key);
+  if (!v || !v->is_string()) return std::nullopt;
+  std::string s = v->String();
+  if (s.empty()) return std::nullopt;
+  return s;
+}
+
+std::optional<double> NumberMember(const JsonValue& j, std::string_view key) {
+  const auto v = j.Member(key);
+  if (!v) return std::nullopt;
+  return v->Number();
+}
+
 std::optional<JsonPointer> JsonPointer::Parse(std::string_view text) {
   JsonPointer p;
   p.text_ = std::string(text);
@@ -122,6 +136,17 @@ std::optional<int64_t> ParseAsnValue(const Json& v) {
   return std::nullopt;
 }
 
+std::optional<int64_t> ParseAsnValue(const JsonValue& v) {
+  if (v.is_number()) {
+    // Integers only, as nlohmann reads them (a fraction or exponent makes a float).
+    const auto i = v.Integer();
+    if (!i || *i < 0 || *i > 4294967295LL) return std::nullopt;
+    return i;
+  }
+  if (v.is_string()) return ParseAsnText(v.String());
+  return std::nullopt;
+}
+
 std::optional<AsnAndName> SplitAsPrefixed(std::string_view text) {
   const size_t space = text.find(' ');
   std::string_view head = text.substr(0, space);
@@ -138,15 +163,24 @@ std::optional<AsnAndName> SplitAsPrefixed(std::string_view text) {
   return out;
 }
 
-std::optional<double> ParseNumberValue(const Json& v) {
-  if (v.is_number()) return v.get<double>();
-  if (!v.is_string()) return std::nullopt;
-  const auto& s = v.get_ref<const std::string&>();
+std::optional<double> ParseNumberText(std::string_view s) {
   if (s.empty()) return std::nullopt;
   double d = 0;
   auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), d);
   if (ec != std::errc() || ptr != s.data() + s.size() || !std::isfinite(d)) return std::nullopt;
   return d;
+}
+
+std::optional<double> ParseNumberValue(const Json& v) {
+  if (v.is_number()) return v.get<double>();
+  if (!v.is_string()) return std::nullopt;
+  return ParseNumberText(v.get_ref<const std::string&>());
+}
+
+std::optional<double> ParseNumberValue(const JsonValue& v) {
+  if (v.is_number()) return v.Number();
+  if (!v.is_string()) return std::nullopt;
+  return ParseNumberText(v.String());
 }
 
 std::string ScrubText(std::string text, const std::vector<std::string>& secrets) {

@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "adapters/common/json_reader.h"
+
 namespace enrichd::adapters {
 
 using Json = nlohmann::json;
@@ -24,6 +26,9 @@ const Json* Member(const Json& j, std::string_view key);
 // Member as a non-empty string / number / bool; nullopt when absent or of another type.
 std::optional<std::string> StringMember(const Json& j, std::string_view key);
 std::optional<double> NumberMember(const Json& j, std::string_view key);
+// The same for answers read with JsonDoc (json_reader.h), with the same results.
+std::optional<std::string> StringMember(const JsonValue& j, std::string_view key);
+std::optional<double> NumberMember(const JsonValue& j, std::string_view key);
 
 // A parsed RFC 6901 JSON pointer ("/a/0/b"; "" is the whole document).
 class JsonPointer {
@@ -42,6 +47,7 @@ class JsonPointer {
 // An AS number from 15169, "15169", "AS15169" or "as15169"; nullopt otherwise (also
 // for values outside 0..4294967295).
 std::optional<int64_t> ParseAsnValue(const Json& v);
+std::optional<int64_t> ParseAsnValue(const JsonValue& v);
 std::optional<int64_t> ParseAsnText(std::string_view text);
 
 // "AS15169 Google LLC" -> {15169, "Google LLC"}; nullopt when it does not start with
@@ -54,6 +60,9 @@ std::optional<AsnAndName> SplitAsPrefixed(std::string_view text);
 
 // A number from a JSON number or a numeric string ("37.386"); nullopt otherwise.
 std::optional<double> ParseNumberValue(const Json& v);
+std::optional<double> ParseNumberValue(const JsonValue& v);
+// A finite number written as text ("37.386"); nullopt for anything else.
+std::optional<double> ParseNumberText(std::string_view text);
 
 // Replaces every occurrence of each non-empty secret in every string (keys and values)
 // of `j` with "[REDACTED]".

@@ -64,7 +64,7 @@ void PutString(Json& out, const char* key, const std::optional<std::string>& v) 
   if (v) out[key] = *v;
 }
 
-void ReadAnswer(const Config& config, const Json& answer, EnrichmentResult& r) {
+void ReadAnswer(const Config& config, const JsonValue& answer, EnrichmentResult& r) {
   if (!answer.is_object()) {
     SetOutcome(r, Outcome::kPermanent, "unexpected answer shape: not a JSON object");
     return;
@@ -158,8 +158,8 @@ class IpApiAdapter final : public AsyncAdapter {
       EnrichmentResult r = BaseResult(config->info, shown, resp);
       if (auto failure = Classify(resp)) {
         SetFailure(r, *failure);
-      } else if (auto answer = ParseJson(resp.body)) {
-        ReadAnswer(*config, *answer, r);
+      } else if (const auto answer = JsonDoc::Parse(resp.body)) {
+        ReadAnswer(*config, answer->root(), r);
       } else {
         SetOutcome(r, Outcome::kTransient, "malformed JSON in answer");
       }
@@ -182,25 +182,27 @@ class IpApiAdapter final : public AsyncAdapter {
       c.SetPause(PauseFrom(resp));
       c.SetQuota(QuotaFrom(resp));
       const auto failure = Classify(resp);
-      const auto answer = failure ? std::nullopt : ParseJson(resp.body);
+      const auto answer = failure ? std::nullopt : JsonDoc::Parse(resp.body);
+      const std::vector<JsonValue> answers =
+          answer ? answer->root().Elements() : std::vector<JsonValue>{};
       for (size_t i = 0; i < items.size(); ++i) {
         EnrichmentResult r = BaseResult(config->info, shown, resp);
         if (failure) {
           SetFailure(r, *failure);
         } else if (!answer) {
           SetOutcome(r, Outcome::kTransient, "malformed JSON in batch answer");
-        } else if (!answer->is_array()) {
+        } else if (!answer->root().is_array()) {
           SetOutcome(r, Outcome::kPermanent, "unexpected batch answer shape: not a JSON array");
         } else {
-          const Json* one = nullptr;
+          const JsonValue* one = nullptr;
           // Position first, when it names this item (or names nothing).
-          if (i < answer->size()) {
-            const Json& at = (*answer)[i];
+          if (i < answers.size()) {
+            const JsonValue& at = answers[i];
             auto q = StringMember(at, "query");
             if (!q || *q == items[i].key) one = &at;
           }
           if (one == nullptr) {
-            for (const Json& candidate : *answer) {
+            for (const JsonValue& candidate : answers) {
               auto q = StringMember(candidate, "query");
               if (q && *q == items[i].key) {
                 one = &candidate;

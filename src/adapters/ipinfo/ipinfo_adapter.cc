@@ -28,23 +28,22 @@ void PutString(Json& out, const char* key, const std::optional<std::string>& v) 
 }
 
 // Reads one ipinfo answer object (full or lite shape) into `r`.
-void ReadAnswer(const Config& config, const Json& answer, EnrichmentResult& r) {
+void ReadAnswer(const Config& config, const JsonValue& answer, EnrichmentResult& r) {
   if (!answer.is_object()) {
     SetOutcome(r, Outcome::kPermanent, "unexpected answer shape: not a JSON object");
     return;
   }
-  if (const Json* error = Member(answer, "error")) {
+  if (const auto error = answer.Member("error")) {
     std::string title = "provider error";
     if (error->is_object()) {
       if (auto t = StringMember(*error, "title")) title = "provider error: " + *t;
     } else if (error->is_string()) {
-      title = "provider error: " + error->get<std::string>();
+      title = "provider error: " + error->String();
     }
     SetOutcome(r, Outcome::kPermanent, title);
     return;
   }
-  if (const Json* bogon = Member(answer, "bogon");
-      bogon && bogon->is_boolean() && bogon->get<bool>()) {
+  if (const auto bogon = answer.Member("bogon"); bogon && bogon->is_true()) {
     SetNoData(r, "bogon");
     return;
   }
@@ -55,9 +54,9 @@ void ReadAnswer(const Config& config, const Json& answer, EnrichmentResult& r) {
   std::optional<std::string> as_name;
   std::optional<std::string> route;
   std::optional<std::string> as_domain = StringMember(answer, "as_domain");
-  if (const Json* a = Member(answer, "asn")) {
+  if (const auto a = answer.Member("asn")) {
     if (a->is_object()) {
-      if (const Json* n = Member(*a, "asn")) asn = ParseAsnValue(*n);
+      if (const auto n = a->Member("asn")) asn = ParseAsnValue(*n);
       as_name = StringMember(*a, "name");
       route = StringMember(*a, "route");
       if (!as_domain) as_domain = StringMember(*a, "domain");
@@ -86,8 +85,8 @@ void ReadAnswer(const Config& config, const Json& answer, EnrichmentResult& r) {
   if (auto loc = StringMember(answer, "loc")) {
     const size_t comma = loc->find(',');
     if (comma != std::string::npos) {
-      auto la = ParseNumberValue(Json(loc->substr(0, comma)));
-      auto lo = ParseNumberValue(Json(loc->substr(comma + 1)));
+      auto la = ParseNumberText(std::string_view(*loc).substr(0, comma));
+      auto lo = ParseNumberText(std::string_view(*loc).substr(comma + 1));
       if (la && lo) {
         lat = la;
         lon = lo;
@@ -177,8 +176,8 @@ class IpinfoAdapter final : public AsyncAdapter {
       EnrichmentResult r = BaseResult(config->info, shown, resp);
       if (auto failure = ClassifyHttpFailure(resp)) {
         SetFailure(r, *failure);
-      } else if (auto answer = ParseJson(resp.body)) {
-        ReadAnswer(*config, *answer, r);
+      } else if (const auto answer = JsonDoc::Parse(resp.body)) {
+        ReadAnswer(*config, answer->root(), r);
       } else {
         SetOutcome(r, Outcome::kTransient, "malformed JSON in answer");
       }
@@ -198,16 +197,16 @@ class IpinfoAdapter final : public AsyncAdapter {
     call.Push(std::move(req), [config, shown, first_index, items = std::move(items)](
                                   QueuedCall& c, const HttpResponse& resp) {
       const auto failure = ClassifyHttpFailure(resp);
-      const auto answer = failure ? std::nullopt : ParseJson(resp.body);
+      const auto answer = failure ? std::nullopt : JsonDoc::Parse(resp.body);
       for (size_t i = 0; i < items.size(); ++i) {
         EnrichmentResult r = BaseResult(config->info, shown, resp);
         if (failure) {
           SetFailure(r, *failure);
         } else if (!answer) {
           SetOutcome(r, Outcome::kTransient, "malformed JSON in batch answer");
-        } else if (!answer->is_object()) {
+        } else if (!answer->root().is_object()) {
           SetOutcome(r, Outcome::kPermanent, "unexpected batch answer shape: not a JSON object");
-        } else if (const Json* one = Member(*answer, PathFor(*config, items[i]))) {
+        } else if (const auto one = answer->root().Member(PathFor(*config, items[i]))) {
           ReadAnswer(*config, *one, r);
         } else {
           SetOutcome(r, Outcome::kTransient, "missing from batch answer");
