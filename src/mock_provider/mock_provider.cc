@@ -10,6 +10,7 @@
 #include <string_view>
 #include <utility>
 
+#include "adapters/common/json_writer.h"
 #include "enrichd/ip_address.h"
 #include "nlohmann/json.hpp"
 
@@ -211,28 +212,20 @@ class JsonObjectSink {
   Json j_ = Json::object();
 };
 
-// Writes compact JSON text as Json::dump() does: strings escaped alike (UTF-8 passed
-// through), doubles in their shortest round-trip decimal form with ".0" when integral.
+// Writes compact JSON text as Json::dump() does, with the adapters' writer (strings
+// escaped alike, doubles in their shortest round-trip form with ".0" when integral; the
+// mock's coordinates have 4 decimals, where that is byte for byte nlohmann's).
 class JsonTextSink {
  public:
   void Add(std::string_view key, std::string_view value) {
     Key(key);
-    AppendString(value);
+    adapters::AppendJsonString(out_, value);
   }
   void Add(std::string_view key, const std::string& value) { Add(key, std::string_view(value)); }
   void Add(std::string_view key, const char* value) { Add(key, std::string_view(value)); }
   void Add(std::string_view key, double value) {
     Key(key);
-    const double mag = std::fabs(value);
-    if (!std::isfinite(value) || (mag != 0 && mag < 1e-4) || mag >= 1e15) {
-      out_ += Json(value).dump();  // exponent forms: leave them to nlohmann
-      return;
-    }
-    char buf[64];
-    const auto r = std::to_chars(buf, buf + sizeof buf, value, std::chars_format::fixed);
-    const std::string_view text(buf, static_cast<std::size_t>(r.ptr - buf));
-    out_ += text;
-    if (text.find('.') == std::string_view::npos) out_ += ".0";
+    adapters::AppendJsonNumber(out_, value);
   }
   std::string Take() {
     out_ += out_.empty() ? "{}" : "}";
@@ -242,47 +235,8 @@ class JsonTextSink {
  private:
   void Key(std::string_view key) {
     out_ += out_.empty() ? '{' : ',';
-    AppendString(key);
+    adapters::AppendJsonString(out_, key);
     out_ += ':';
-  }
-  void AppendString(std::string_view s) {
-    static constexpr char kHex[] = "0123456789abcdef";
-    out_ += '"';
-    for (char ch : s) {
-      const auto c = static_cast<unsigned char>(ch);
-      switch (c) {
-        case '"':
-          out_ += "\\\"";
-          break;
-        case '\\':
-          out_ += "\\\\";
-          break;
-        case '\b':
-          out_ += "\\b";
-          break;
-        case '\f':
-          out_ += "\\f";
-          break;
-        case '\n':
-          out_ += "\\n";
-          break;
-        case '\r':
-          out_ += "\\r";
-          break;
-        case '\t':
-          out_ += "\\t";
-          break;
-        default:
-          if (c < 0x20) {
-            out_ += "\\u00";
-            out_ += kHex[c >> 4];
-            out_ += kHex[c & 0xf];
-          } else {
-            out_ += ch;
-          }
-      }
-    }
-    out_ += '"';
   }
   std::string out_;
 };

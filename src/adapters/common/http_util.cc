@@ -244,9 +244,11 @@ EnrichmentResult LocalResult(const AdapterInfo& info, std::string endpoint, std:
   return r;
 }
 
-void SetOk(EnrichmentResult& r, const Json& data) {
+void SetOk(EnrichmentResult& r, const Json& data) { SetOkText(r, DumpJson(data)); }
+
+void SetOkText(EnrichmentResult& r, std::string data_json) {
   r.outcome = Outcome::kOk;
-  r.data_json = DumpJson(data);
+  r.data_json = std::move(data_json);
   r.reason.clear();
   r.retry_after.reset();
 }

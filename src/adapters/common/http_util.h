@@ -79,6 +79,8 @@ EnrichmentResult LocalResult(const AdapterInfo& info, std::string endpoint, std:
 
 // Outcome setters.
 void SetOk(EnrichmentResult& r, const Json& data);
+// The same with the data already written as JSON text (JsonObjectWriter::Text()).
+void SetOkText(EnrichmentResult& r, std::string data_json);
 void SetNoData(EnrichmentResult& r, std::string reason, Json data = Json::object());
 void SetFailure(EnrichmentResult& r, const Failure& failure);
 void SetOutcome(EnrichmentResult& r, Outcome outcome, std::string reason);

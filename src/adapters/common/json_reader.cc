@@ -7,6 +7,25 @@
 
 namespace enrichd::adapters {
 
+std::size_t Utf8SequenceLength(const char* p, const char* end) {
+  const auto b = [p](int i) { return static_cast<unsigned char>(p[i]); };
+  const auto cont = [&](int i, unsigned lo = 0x80, unsigned hi = 0xBF) {
+    return p + i < end && b(i) >= lo && b(i) <= hi;
+  };
+  if (p >= end) return 0;
+  const unsigned lead = b(0);
+  if (lead < 0x80) return 1;
+  if (lead >= 0xC2 && lead <= 0xDF) return cont(1) ? 2 : 0;
+  if (lead == 0xE0) return cont(1, 0xA0) && cont(2) ? 3 : 0;
+  if ((lead >= 0xE1 && lead <= 0xEC) || lead == 0xEE || lead == 0xEF)
+    return cont(1) && cont(2) ? 3 : 0;
+  if (lead == 0xED) return cont(1, 0x80, 0x9F) && cont(2) ? 3 : 0;
+  if (lead == 0xF0) return cont(1, 0x90) && cont(2) && cont(3) ? 4 : 0;
+  if (lead >= 0xF1 && lead <= 0xF3) return cont(1) && cont(2) && cont(3) ? 4 : 0;
+  if (lead == 0xF4) return cont(1, 0x80, 0x8F) && cont(2) && cont(3) ? 4 : 0;
+  return 0;
+}
+
 // Recursive descent over the text, appending nodes in document order.
 class JsonParser {
  public:
@@ -146,35 +165,6 @@ class JsonParser {
     return v;
   }
 
-  // One UTF-8 sequence of 2-4 bytes starting at p_ (a lead byte >= 0x80), as RFC 3629
-  // allows it: no overlong forms, no surrogates, nothing above U+10FFFF.
-  bool Utf8Sequence() {
-    const auto b = [this](int i) { return static_cast<unsigned char>(p_[i]); };
-    const auto cont = [&](int i, unsigned lo = 0x80, unsigned hi = 0xBF) {
-      return p_ + i < end_ && b(i) >= lo && b(i) <= hi;
-    };
-    const unsigned lead = b(0);
-    int len = 0;
-    if (lead >= 0xC2 && lead <= 0xDF) {
-      len = cont(1) ? 2 : 0;
-    } else if (lead == 0xE0) {
-      len = cont(1, 0xA0) && cont(2) ? 3 : 0;
-    } else if ((lead >= 0xE1 && lead <= 0xEC) || lead == 0xEE || lead == 0xEF) {
-      len = cont(1) && cont(2) ? 3 : 0;
-    } else if (lead == 0xED) {
-      len = cont(1, 0x80, 0x9F) && cont(2) ? 3 : 0;
-    } else if (lead == 0xF0) {
-      len = cont(1, 0x90) && cont(2) && cont(3) ? 4 : 0;
-    } else if (lead >= 0xF1 && lead <= 0xF3) {
-      len = cont(1) && cont(2) && cont(3) ? 4 : 0;
-    } else if (lead == 0xF4) {
-      len = cont(1, 0x80, 0x8F) && cont(2) && cont(3) ? 4 : 0;
-    }
-    if (len == 0) return false;
-    p_ += len;
-    return true;
-  }
-
   bool String() {
     ++p_;  // opening quote
     const char* start = p_;
@@ -222,7 +212,9 @@ class JsonParser {
       }
       if (c < 0x80) {
         ++p_;
-      } else if (!Utf8Sequence()) {
+      } else if (const size_t n = Utf8SequenceLength(p_, end_); n != 0) {
+        p_ += n;
+      } else {
         return false;
       }
     }

@@ -4,6 +4,7 @@
 #include <charconv>
 
 #include "adapters/common/http_util.h"
+#include "adapters/common/json_writer.h"
 #include "adapters/common/options.h"
 #include "adapters/common/queued_call.h"
 
@@ -60,10 +61,6 @@ std::optional<Failure> Classify(const HttpResponse& resp) {
   return failure;
 }
 
-void PutString(Json& out, const char* key, const std::optional<std::string>& v) {
-  if (v) out[key] = *v;
-}
-
 void ReadAnswer(const Config& config, const JsonValue& answer, EnrichmentResult& r) {
   if (!answer.is_object()) {
     SetOutcome(r, Outcome::kPermanent, "unexpected answer shape: not a JSON object");
@@ -89,40 +86,40 @@ void ReadAnswer(const Config& config, const JsonValue& answer, EnrichmentResult&
   const auto org = StringMember(answer, "org");
   const auto country_code = StringMember(answer, "countryCode");
 
-  Json data = Json::object();
-  Json extra = Json::object();
-  PutString(extra, "isp", isp);
-  PutString(extra, "org", org);
+  JsonObjectWriter data;
+  JsonObjectWriter extra;
+  extra.String("isp", isp);
+  extra.String("org", org);
   if (config.info.kind == kKindAsn) {
     if (!as) {
       SetNoData(r, "no ASN in answer");
       return;
     }
-    data["asn"] = as->asn;
-    if (!as->name.empty()) data["org"] = as->name;
-    PutString(data, "country_code", country_code);
+    data.Int("asn", as->asn);
+    if (!as->name.empty()) data.String("org", as->name);
+    data.String("country_code", country_code);
   } else {
-    PutString(data, "country_code", country_code);
-    PutString(data, "country", StringMember(answer, "country"));
-    PutString(data, "region", StringMember(answer, "regionName"));
-    PutString(data, "city", StringMember(answer, "city"));
+    data.String("country_code", country_code);
+    data.String("country", StringMember(answer, "country"));
+    data.String("region", StringMember(answer, "regionName"));
+    data.String("city", StringMember(answer, "city"));
     const auto lat = NumberMember(answer, "lat");
     const auto lon = NumberMember(answer, "lon");
     if (lat && lon) {
-      data["lat"] = *lat;
-      data["lon"] = *lon;
+      data.Double("lat", *lat);
+      data.Double("lon", *lon);
     }
     if (data.empty()) {
       SetNoData(r, "no location in answer");
       return;
     }
     if (as) {
-      extra["asn"] = as->asn;
-      if (!as->name.empty()) extra["as_name"] = as->name;
+      extra.Int("asn", as->asn);
+      if (!as->name.empty()) extra.String("as_name", as->name);
     }
   }
-  if (!extra.empty()) data["extra"] = std::move(extra);
-  SetOk(r, data);
+  if (!extra.empty()) data.Object("extra", extra);
+  SetOkText(r, data.Text());
 }
 
 class IpApiAdapter final : public AsyncAdapter {

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "adapters/common/http_util.h"
+#include "adapters/common/json_writer.h"
 #include "adapters/common/options.h"
 #include "adapters/common/queued_call.h"
 
@@ -22,10 +23,6 @@ struct Config {
   size_t max_batch = 1;
   std::vector<std::string> secrets;
 };
-
-void PutString(Json& out, const char* key, const std::optional<std::string>& v) {
-  if (v) out[key] = *v;
-}
 
 // Reads one ipinfo answer object (full or lite shape) into `r`.
 void ReadAnswer(const Config& config, const JsonValue& answer, EnrichmentResult& r) {
@@ -98,47 +95,47 @@ void ReadAnswer(const Config& config, const JsonValue& answer, EnrichmentResult&
   const auto postal = StringMember(answer, "postal");
   const auto timezone = StringMember(answer, "timezone");
 
-  Json extra = Json::object();
-  PutString(extra, "hostname", StringMember(answer, "hostname"));
-  PutString(extra, "as_domain", as_domain);
-  PutString(extra, "continent_code", StringMember(answer, "continent_code"));
-  PutString(extra, "continent", StringMember(answer, "continent"));
+  JsonObjectWriter extra;
+  extra.String("hostname", StringMember(answer, "hostname"));
+  extra.String("as_domain", as_domain);
+  extra.String("continent_code", StringMember(answer, "continent_code"));
+  extra.String("continent", StringMember(answer, "continent"));
 
-  Json data = Json::object();
+  JsonObjectWriter data;
   if (config.info.kind == kKindAsn) {
     if (!asn) {
       SetNoData(r, "no ASN in answer");
       return;
     }
-    data["asn"] = *asn;
-    PutString(data, "org", as_name);
-    PutString(data, "prefix", route);
-    PutString(data, "country_code", country_code);
-    PutString(extra, "country", country_name);
-    PutString(extra, "region", region);
-    PutString(extra, "city", city);
-    if (org_field && !SplitAsPrefixed(*org_field)) extra["org"] = *org_field;
+    data.Int("asn", *asn);
+    data.String("org", as_name);
+    data.String("prefix", route);
+    data.String("country_code", country_code);
+    extra.String("country", country_name);
+    extra.String("region", region);
+    extra.String("city", city);
+    if (org_field && !SplitAsPrefixed(*org_field)) extra.String("org", *org_field);
   } else {
     if (!country_code && !lat && !city && !region) {
       SetNoData(r, "no location in answer");
       return;
     }
-    PutString(data, "country_code", country_code);
-    PutString(data, "country", country_name);
-    PutString(data, "region", region);
-    PutString(data, "city", city);
+    data.String("country_code", country_code);
+    data.String("country", country_name);
+    data.String("region", region);
+    data.String("city", city);
     if (lat) {
-      data["lat"] = *lat;
-      data["lon"] = *lon;
+      data.Double("lat", *lat);
+      data.Double("lon", *lon);
     }
-    PutString(data, "postal", postal);
-    PutString(data, "timezone", timezone);
-    if (asn) extra["asn"] = *asn;
-    PutString(extra, "as_name", as_name);
-    PutString(extra, "prefix", route);
+    data.String("postal", postal);
+    data.String("timezone", timezone);
+    if (asn) extra.Int("asn", *asn);
+    extra.String("as_name", as_name);
+    extra.String("prefix", route);
   }
-  if (!extra.empty()) data["extra"] = std::move(extra);
-  SetOk(r, data);
+  if (!extra.empty()) data.Object("extra", extra);
+  SetOkText(r, data.Text());
 }
 
 std::string PathFor(const Config& config, const Item& item) {

@@ -1,11 +1,13 @@
-// Reading a provider answer: nlohmann::json's tree against JsonDoc's flat nodes, for the
-// single answers the engine reads most (ipinfo full, ip-api), parse + the fields read.
+// Reading a provider answer (nlohmann::json's tree against JsonDoc's flat nodes, for the
+// single answers the engine reads most: ipinfo full, ip-api; parse + the fields read), and
+// writing a result's data (a Json tree dumped against JsonObjectWriter).
 #include <benchmark/benchmark.h>
 
 #include <string>
 
 #include "adapters/common/json_reader.h"
 #include "adapters/common/json_util.h"
+#include "adapters/common/json_writer.h"
 
 namespace enrichd::adapters {
 namespace {
@@ -42,6 +44,42 @@ void BM_JsonDoc(benchmark::State& state, const std::string& text) {
   }
 }
 
+// A geo result as the ipinfo adapter writes it.
+void BM_WriteNlohmann(benchmark::State& state) {
+  for (auto _ : state) {
+    Json extra = Json::object();
+    extra["hostname"] = "host-11-22-33-44.example.net";
+    extra["asn"] = 15169;
+    extra["as_name"] = "Google LLC";
+    Json data = Json::object();
+    data["country_code"] = "US";
+    data["region"] = "California";
+    data["city"] = "Mountain View";
+    data["lat"] = 37.4056;
+    data["lon"] = -122.0775;
+    data["postal"] = "94043";
+    data["timezone"] = "America/Los_Angeles";
+    data["extra"] = std::move(extra);
+    benchmark::DoNotOptimize(DumpJson(data));
+  }
+}
+
+void BM_WriteJsonObjectWriter(benchmark::State& state) {
+  for (auto _ : state) {
+    JsonObjectWriter extra;
+    extra.String("hostname", "host-11-22-33-44.example.net").Int("asn", 15169);
+    extra.String("as_name", "Google LLC");
+    JsonObjectWriter data;
+    data.String("country_code", "US").String("region", "California");
+    data.String("city", "Mountain View").Double("lat", 37.4056).Double("lon", -122.0775);
+    data.String("postal", "94043").String("timezone", "America/Los_Angeles");
+    data.Object("extra", extra);
+    benchmark::DoNotOptimize(data.Text());
+  }
+}
+
+BENCHMARK(BM_WriteNlohmann);
+BENCHMARK(BM_WriteJsonObjectWriter);
 BENCHMARK_CAPTURE(BM_Nlohmann, ipinfo, kIpinfo);
 BENCHMARK_CAPTURE(BM_JsonDoc, ipinfo, kIpinfo);
 BENCHMARK_CAPTURE(BM_Nlohmann, ip_api, kIpApi);
