@@ -12,6 +12,7 @@
 
 #include "adapters/common/json_writer.h"
 #include "enrichd/ip_address.h"
+#include "enrichd/json_text.h"
 #include "nlohmann/json.hpp"
 
 namespace enrichd::mock {
@@ -219,7 +220,7 @@ class JsonTextSink {
  public:
   void Add(std::string_view key, std::string_view value) {
     Key(key);
-    adapters::AppendJsonString(out_, value);
+    AppendJsonString(out_, value);
   }
   void Add(std::string_view key, const std::string& value) { Add(key, std::string_view(value)); }
   void Add(std::string_view key, const char* value) { Add(key, std::string_view(value)); }
@@ -235,7 +236,7 @@ class JsonTextSink {
  private:
   void Key(std::string_view key) {
     out_ += out_.empty() ? '{' : ',';
-    adapters::AppendJsonString(out_, key);
+    AppendJsonString(out_, key);
     out_ += ':';
   }
   std::string out_;

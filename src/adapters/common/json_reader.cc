@@ -5,26 +5,9 @@
 #include <cstdlib>
 #include <limits>
 
-namespace enrichd::adapters {
+#include "enrichd/json_text.h"
 
-std::size_t Utf8SequenceLength(const char* p, const char* end) {
-  const auto b = [p](int i) { return static_cast<unsigned char>(p[i]); };
-  const auto cont = [&](int i, unsigned lo = 0x80, unsigned hi = 0xBF) {
-    return p + i < end && b(i) >= lo && b(i) <= hi;
-  };
-  if (p >= end) return 0;
-  const unsigned lead = b(0);
-  if (lead < 0x80) return 1;
-  if (lead >= 0xC2 && lead <= 0xDF) return cont(1) ? 2 : 0;
-  if (lead == 0xE0) return cont(1, 0xA0) && cont(2) ? 3 : 0;
-  if ((lead >= 0xE1 && lead <= 0xEC) || lead == 0xEE || lead == 0xEF)
-    return cont(1) && cont(2) ? 3 : 0;
-  if (lead == 0xED) return cont(1, 0x80, 0x9F) && cont(2) ? 3 : 0;
-  if (lead == 0xF0) return cont(1, 0x90) && cont(2) && cont(3) ? 4 : 0;
-  if (lead >= 0xF1 && lead <= 0xF3) return cont(1) && cont(2) && cont(3) ? 4 : 0;
-  if (lead == 0xF4) return cont(1, 0x80, 0x8F) && cont(2) && cont(3) ? 4 : 0;
-  return 0;
-}
+namespace enrichd::adapters {
 
 // Recursive descent over the text, appending nodes in document order.
 class JsonParser {
@@ -212,7 +195,7 @@ class JsonParser {
       }
       if (c < 0x80) {
         ++p_;
-      } else if (const size_t n = Utf8SequenceLength(p_, end_); n != 0) {
+      } else if (const size_t n = Utf8SequenceLength(std::string_view(p_, end_ - p_), 0); n != 0) {
         p_ += n;
       } else {
         return false;

@@ -89,10 +89,6 @@ class JsonDoc {
   std::vector<Node> nodes_;
 };
 
-// The length of the UTF-8 sequence at p (1-4 bytes, as RFC 3629 allows: no overlong forms,
-// no surrogates, nothing above U+10FFFF), or 0 when it is not valid there (or p == end).
-std::size_t Utf8SequenceLength(const char* p, const char* end);
-
 // Unescapes the inside of a valid JSON string literal (what JsonDoc::Parse accepted).
 std::string UnescapeJsonString(std::string_view inside);
 

@@ -9,63 +9,6 @@
 
 namespace enrichd::adapters {
 
-void AppendJsonString(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  const size_t start = out.size();
-  out += '"';
-  const char* p = s.data();
-  const char* const end = s.data() + s.size();
-  while (p < end) {
-    const auto c = static_cast<unsigned char>(*p);
-    if (c >= 0x80) {
-      const size_t n = Utf8SequenceLength(p, end);
-      if (n == 0) {
-        // Invalid UTF-8 (never in what JsonDoc read): nlohmann's own replacement rules.
-        out.resize(start);
-        out += nlohmann::json(std::string(s))
-                   .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-        return;
-      }
-      out.append(p, n);
-      p += n;
-      continue;
-    }
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out += kHex[c >> 4];
-          out += kHex[c & 0xf];
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-    ++p;
-  }
-  out += '"';
-}
-
 void AppendJsonNumber(std::string& out, int64_t v) {
   char buf[24];
   out.append(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);

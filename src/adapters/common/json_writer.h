@@ -1,8 +1,9 @@
 // JSON text written directly, as nlohmann::json::dump() writes the same value (compact,
-// ensure_ascii off, invalid UTF-8 replaced by U+FFFD, object keys in order), without
-// building a tree: for the results the adapters write once per call. One difference:
-// a double is written in its shortest round-trip form ("-158.73536"), where nlohmann's
-// Grisu2 now and then writes 17 digits for the same value ("-158.73535999999999").
+// ensure_ascii off, object keys in order; strings with enrichd::AppendJsonString), without
+// building a tree: for the results the adapters write once per call. Two differences: a
+// double is written in its shortest round-trip form ("-158.73536"), where nlohmann's
+// Grisu2 now and then writes 17 digits for the same value ("-158.73535999999999"); and
+// each byte of invalid UTF-8 becomes one U+FFFD.
 // Thread-compatible.
 #pragma once
 
@@ -13,10 +14,10 @@
 #include <utility>
 #include <vector>
 
+#include "enrichd/json_text.h"
+
 namespace enrichd::adapters {
 
-// A quoted, escaped JSON string.
-void AppendJsonString(std::string& out, std::string_view s);
 // A number: integers as integers; doubles in their shortest round-trip form, with ".0"
 // when integral, in exponent form (nlohmann's) below 1e-4 or from 1e15 on; non-finite
 // ones as null (as nlohmann writes them).
