@@ -193,8 +193,10 @@ Status Connection::InitSession() {
   // 10 rows and may loop over the whole batch once per row).
   PgResult r(PQexec(conn_, "SET jit = off; SET plan_cache_mode = force_custom_plan"));
   if (r.get() == nullptr || PQresultStatus(r.get()) != PGRES_COMMAND_OK) {
+    plan_mode_.reset();
     return ResultError(r.get(), "SET");
   }
+  plan_mode_ = PlanMode::kCustom;
   return Status::Ok();
 }
 
@@ -225,8 +227,18 @@ Result<PgResult> Connection::Exec(std::string_view sql) {
 }
 
 Result<PgResult> Connection::Prepared(const std::string& name, const std::string& sql,
-                                      const Params& params) {
+                                      const Params& params, PlanMode mode) {
   ENRICHD_RETURN_IF_ERROR(EnsureConnected());
+  if (plan_mode_ != mode) {
+    PgResult set(PQexec(conn_, mode == PlanMode::kGeneric
+                                   ? "SET plan_cache_mode = force_generic_plan"
+                                   : "SET plan_cache_mode = force_custom_plan"));
+    if (set.get() == nullptr || PQresultStatus(set.get()) != PGRES_COMMAND_OK) {
+      plan_mode_.reset();
+      return ResultError(set.get(), "SET plan_cache_mode");
+    }
+    plan_mode_ = mode;
+  }
   if (!prepared_.contains(name)) {
     PgResult p(PQprepare(conn_, name.c_str(), sql.c_str(), 0, nullptr));
     if (p.get() == nullptr || PQresultStatus(p.get()) != PGRES_COMMAND_OK) {
@@ -275,6 +287,7 @@ Status Connection::Begin(std::string_view mode) { return Exec(mode).status(); }
 Status Connection::Commit() { return Exec("COMMIT").status(); }
 
 void Connection::Rollback() {
+  plan_mode_.reset();  // a SET within the transaction is undone with it
   if (PQstatus(conn_) != CONNECTION_OK) return;
   PgResult r(PQexec(conn_, "ROLLBACK"));
 }

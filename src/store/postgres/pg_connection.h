@@ -59,8 +59,16 @@ class Connection {
 
   // Runs one or more statements with no parameters (simple query protocol).
   Result<PgResult> Exec(std::string_view sql);
+  // How the server plans a prepared statement's executions. kCustom (the session's
+  // default) plans each execution for its parameter values: batch statements take
+  // arrays whose size only a custom plan sees (a generic plan guesses 10 rows). kGeneric
+  // plans once per session, for statements whose plan does not depend on their values
+  // and whose planning is a measurable part of their cost (completions: ~1.3 ms per
+  // execution of 500). The session's mode is switched (one SET) only when it differs.
+  enum class PlanMode { kCustom, kGeneric };
   // Runs a named prepared statement, preparing it on first use in this session.
-  Result<PgResult> Prepared(const std::string& name, const std::string& sql, const Params& params);
+  Result<PgResult> Prepared(const std::string& name, const std::string& sql, const Params& params,
+                            PlanMode mode = PlanMode::kCustom);
   // COPY ... FROM STDIN with `data` in COPY text format.
   Status CopyIn(std::string_view copy_sql, std::string_view data);
 
@@ -91,6 +99,7 @@ class Connection {
   std::string endpoint_;
   std::vector<std::string> secrets_;  // passwords, scrubbed from every message
   std::set<std::string> prepared_;
+  std::optional<PlanMode> plan_mode_;  // the session's plan_cache_mode; unset: unknown
   mutable std::string last_sqlstate_;
 };
 

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
 
@@ -62,10 +63,17 @@ TEST_F(PostgresStoreTest, OpenAppliesEveryEmbeddedMigrationOnce) {
               1)
         << table;
   }
-  // The claim index is partial on pending tasks.
+  // Claims read the queue table in (provider slot, next_attempt_at, first id) order.
   EXPECT_EQ(Scalar("SELECT count(*) FROM pg_indexes WHERE schemaname = '" + s +
-                   "' AND indexname = 'tasks_claim' AND indexdef LIKE '%WHERE%pending%'"),
+                   "' AND tablename = 'task_queue' AND indexdef LIKE "
+                   "'%(slot, next_attempt_at, first_id)%'"),
             1);
+  // No index of tasks names a column a claim or completion changes (status included, as
+  // a partial index predicate would), so those updates can be HOT.
+  EXPECT_EQ(Scalar("SELECT count(*) FROM pg_indexes WHERE schemaname = '" + s +
+                   "' AND tablename = 'tasks' AND (indexdef ~ '(status|lease|attempt|expires|"
+                   "claim_seq|updated_at|last_error)')"),
+            0);
 }
 
 TEST_F(PostgresStoreTest, ConcurrentOpenersMigrateOnce) {
@@ -185,6 +193,41 @@ TEST_F(PostgresStoreTest, IngestIntoAPopulatedGraphCountsExistingKeys) {
   const std::string s = schema_->name();
   EXPECT_EQ(Scalar("SELECT count(*) FROM " + s + ".nodes"), 5);
   EXPECT_EQ(Scalar("SELECT (props->>'v')::int FROM " + s + ".nodes WHERE key = '10.0.0.2'"), 1);
+}
+
+// One store object ingesting batches that repeat keys of its own earlier batches (looked
+// up through its filter of stored keys) and, later, a key another object stored (the
+// unchecked copy fails, the batch is redone with every key looked up).
+TEST_F(PostgresStoreTest, IngestCountsRepeatsOfEarlierBatchesAndOfOtherIngesters) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  auto stats = store->UpsertSourceNodes(
+      std::vector<SourceNode>{{"ip", "10.0.0.1", R"({"v":1})"}, {"ip", "10.0.0.2", "{}"}});
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->added, 2);
+  stats = store->UpsertSourceNodes(std::vector<SourceNode>{
+      {"ip", "10.0.0.3", "{}"}, {"ip", "10.0.0.1", R"({"v":2})"}, {"domain", "10.0.0.1", "{}"}});
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->added, 2);  // .3, and the same key under another label
+  EXPECT_EQ(stats->existing, 1);
+
+  auto other = Open();
+  ASSERT_NE(other, nullptr);
+  ASSERT_TRUE(other->UpsertSourceNodes(std::vector<SourceNode>{{"ip", "10.0.0.9", "{}"}}).ok());
+  stats = store->UpsertSourceNodes(std::vector<SourceNode>{
+      {"ip", "10.0.0.9", "{}"}, {"ip", "10.0.0.2", "{}"}, {"ip", "10.0.0.4", "{}"}});
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->added, 1);
+  EXPECT_EQ(stats->existing, 2);
+  stats = store->UpsertSourceNodes(std::vector<SourceNode>{{"ip", "10.0.0.5", "{}"}});
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->added, 1);
+
+  const std::string s = schema_->name();
+  EXPECT_EQ(Scalar("SELECT count(*) FROM " + s + ".nodes"), 7);
+  EXPECT_EQ(Scalar("SELECT (props->>'v')::int FROM " + s +
+                   ".nodes WHERE label = 'ip' AND key = '10.0.0.1'"),
+            1);
 }
 
 // Within a batch, node ids follow the (label, key) order, compared bytewise.
@@ -381,6 +424,257 @@ TEST_F(PostgresStoreTest, FourConnectionsClaimAndCompleteEveryTaskExactlyOnce) {
             2 * kNodes);
   EXPECT_EQ(Scalar("SELECT count(*) FROM " + s + ".tasks WHERE status = 'done' AND attempts = 1"),
             2 * kNodes);
+}
+
+// A database at schema version 2 (as the previous release left it, with tasks in every
+// state) is upgraded in place on open: its data stays, and each task carries on from its
+// state through the new queue tables.
+TEST_F(PostgresStoreTest, UpgradesAVersion2DatabaseInPlace) {
+  const auto migrations = pg::Migrations();
+  ASSERT_GE(migrations.size(), 3u);
+  ASSERT_EQ(migrations[1].version, 2);
+  const std::string s = schema_->name();
+  pg::Connection& admin = schema_->admin();
+  auto exec = [&](const std::string& sql) {
+    auto r = admin.Exec(sql);
+    ASSERT_TRUE(r.ok()) << r.status() << "\n" << sql;
+  };
+  exec("SET search_path = " + s);
+  exec(migrations[0].sql);
+  exec(migrations[1].sql);
+  exec(
+      "CREATE TABLE schema_version (version integer PRIMARY KEY, name text NOT NULL, "
+      "applied_at timestamptz NOT NULL DEFAULT now()); "
+      "INSERT INTO schema_version (version, name) VALUES (1, 'a'), (2, 'b')");
+  const int64_t now = ToUnixMillis(clock_.WallNow());
+  const std::string n = std::to_string(now);
+  // Nodes 1-5 (ip), an enrichment node 6 answering node 4's asn task, its edge.
+  exec(
+      "INSERT INTO nodes (id, label, key) SELECT g, 'ip', '10.9.0.' || g "
+      "FROM generate_series(1, 5) g");
+  exec(
+      "INSERT INTO nodes (id, label, key, props) VALUES (6, 'enrichment', 'asn/4/1', "
+      "'{\"provider\": \"asn\", \"status\": \"ok\"}')");
+  exec(
+      "INSERT INTO edges (type, src, dst, props) VALUES ('ENRICHED_BY', 4, 6, "
+      "'{\"provider\": \"asn\", \"fetched_at\": \"x\"}')");
+  exec("SELECT setval('nodes_id_seq', 6)");
+  // asn tasks: node 1 pending, 2 running (lease expired by now + 1 s), 3 running under a
+  // lease far ahead, 4 done (expired at now + 5 s), 5 dead.
+  exec(
+      "INSERT INTO tasks (node_id, provider, status, attempts, next_attempt_at, lease_owner, "
+      "lease_expires_at, claim_seq, expires_at, updated_at) VALUES "
+      "(1, 'asn', 'pending', 0, " +
+      n + ", NULL, NULL, 0, NULL, " + n +
+      "), "
+      "(2, 'asn', 'running', 0, " +
+      n + ", 'old', " + std::to_string(now + 500) + ", 1, NULL, " + n +
+      "), "
+      "(3, 'asn', 'running', 0, " +
+      n + ", 'old', " + std::to_string(now + 3600000) + ", 1, NULL, " + n +
+      "), "
+      "(4, 'asn', 'done', 1, " +
+      n + ", NULL, NULL, 1, " + std::to_string(now + 5000) + ", " + n +
+      "), "
+      "(5, 'asn', 'dead', 3, " +
+      n + ", NULL, NULL, 3, NULL, " + n + "), (3, 'geo', 'pending', 0, " + n +
+      ", NULL, NULL, 0, NULL, " + n + ")");
+  exec("RESET search_path");
+
+  auto store = Open();  // migrates
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(Scalar("SELECT max(version) FROM " + s + ".schema_version"), migrations.back().version);
+  auto counts = store->Counts();
+  ASSERT_TRUE(counts.ok()) << counts.status();
+  EXPECT_EQ(counts->nodes, 6);
+  EXPECT_EQ(counts->edges, 1);
+  const ProviderCounts asn = counts->providers["asn"];
+  EXPECT_EQ(asn.pending, 1);
+  EXPECT_EQ(asn.running, 2);
+  EXPECT_EQ(asn.done, 1);
+  EXPECT_EQ(asn.dead, 1);
+  EXPECT_EQ(counts->providers["geo"].pending, 1);
+  auto view = store->GetNode("ip", "10.9.0.4");
+  ASSERT_TRUE(view.ok() && view->has_value());
+  ASSERT_EQ((*view)->enrichments.size(), 1u);
+  EXPECT_EQ((*view)->enrichments[0].id, 6);
+
+  // The pending tasks are claimed (and only they: the running ones are leased).
+  ClaimRequest request;
+  request.lease_owner = "new";
+  request.now = clock_.WallNow();
+  auto claimed = store->ClaimTasks(request);
+  ASSERT_TRUE(claimed.ok()) << claimed.status();
+  ASSERT_EQ(claimed->size(), 2u);
+  std::set<std::pair<std::string, std::string>> pending;
+  for (const ClaimedTask& t : *claimed) pending.insert({t.provider, t.key});
+  EXPECT_EQ(pending, (std::set<std::pair<std::string, std::string>>{{"asn", "10.9.0.1"},
+                                                                    {"geo", "10.9.0.3"}}));
+  // Releasing the old owner's leases returns both of its tasks.
+  auto released = store->ReleaseLeases("old");
+  ASSERT_TRUE(released.ok()) << released.status();
+  EXPECT_EQ(*released, 2);
+  // Ten seconds on, the answer of node 4 expired: planning refreshes it.
+  clock_.Advance(std::chrono::seconds(10));
+  auto planned = store->PlanDueTasks(std::vector<ProviderPlan>{{"asn", {"ip"}}}, clock_.WallNow());
+  ASSERT_TRUE(planned.ok()) << planned.status();
+  EXPECT_EQ(*planned, 1);
+  auto dead = store->Requeue({.provider = std::nullopt, .dead = true}, clock_.WallNow());
+  ASSERT_TRUE(dead.ok()) << dead.status();
+  EXPECT_EQ(*dead, 1);
+  request.now = clock_.WallNow();
+  claimed = store->ClaimTasks(request);
+  ASSERT_TRUE(claimed.ok()) << claimed.status();
+  std::set<std::string> keys;
+  for (const ClaimedTask& t : *claimed) keys.insert(t.key);
+  EXPECT_EQ(keys, (std::set<std::string>{"10.9.0.2", "10.9.0.3", "10.9.0.4", "10.9.0.5"}));
+}
+
+// A lease that was renewed past the earliest expiry of its batch is not reclaimed then,
+// but still is once the renewed lease expires.
+TEST_F(PostgresStoreTest, ReclaimHonoursRenewedLeasesOfABatch) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store
+                  ->UpsertSourceNodes(
+                      std::vector<SourceNode>{{"ip", "10.8.0.1", "{}"}, {"ip", "10.8.0.2", "{}"}})
+                  .ok());
+  ASSERT_TRUE(
+      store->PlanDueTasks(std::vector<ProviderPlan>{{"asn", {"ip"}}}, clock_.WallNow()).ok());
+  ClaimRequest request;
+  request.lease_owner = "w";
+  request.now = clock_.WallNow();
+  request.lease_for = std::chrono::seconds(30);
+  auto claimed = store->ClaimTasks(request);
+  ASSERT_TRUE(claimed.ok()) << claimed.status();
+  ASSERT_EQ(claimed->size(), 2u);
+  // Only the first task's lease is renewed, to 90 s.
+  const int64_t renewed_id = (*claimed)[0].task_id;
+  auto renewed = store->RenewLeases("w", std::vector<int64_t>{renewed_id},
+                                    clock_.WallNow() + std::chrono::seconds(90));
+  ASSERT_TRUE(renewed.ok() && *renewed == 1);
+  clock_.Advance(std::chrono::seconds(60));
+  auto reclaimed = store->ReclaimExpiredLeases(clock_.WallNow());
+  ASSERT_TRUE(reclaimed.ok()) << reclaimed.status();
+  EXPECT_EQ(*reclaimed, 1);
+  reclaimed = store->ReclaimExpiredLeases(clock_.WallNow());
+  ASSERT_TRUE(reclaimed.ok());
+  EXPECT_EQ(*reclaimed, 0);
+  clock_.Advance(std::chrono::seconds(60));
+  reclaimed = store->ReclaimExpiredLeases(clock_.WallNow());
+  ASSERT_TRUE(reclaimed.ok()) << reclaimed.status();
+  EXPECT_EQ(*reclaimed, 1);
+  auto counts = store->Counts();
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(counts->providers["asn"].pending, 2);
+  EXPECT_EQ(counts->providers["asn"].running, 0);
+}
+
+// Completion props are written as JSON text by the store itself: bytes that are not
+// UTF-8 in a provenance string become U+FFFD (the server refuses such text), and data
+// that is not exactly one JSON object is refused before anything is written.
+TEST_F(PostgresStoreTest, CompletionPropsReplaceInvalidUtf8AndRefuseDataThatIsNoObject) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->UpsertSourceNodes(std::vector<SourceNode>{{"ip", "10.7.0.1", "{}"}}).ok());
+  ASSERT_TRUE(
+      store->PlanDueTasks(std::vector<ProviderPlan>{{"asn", {"ip"}}}, clock_.WallNow()).ok());
+  ClaimRequest request;
+  request.lease_owner = "w";
+  request.now = clock_.WallNow();
+  auto claimed = store->ClaimTasks(request);
+  ASSERT_TRUE(claimed.ok() && claimed->size() == 1u);
+  TaskCompletion c;
+  c.task_id = (*claimed)[0].task_id;
+  c.claim_seq = (*claimed)[0].claim_seq;
+  c.provider = "asn";
+  c.result.outcome = Outcome::kOk;
+  c.result.kind = "asn";
+  c.result.provenance.fetched_at = clock_.WallNow();
+  c.result.provenance.expires_at = clock_.WallNow() + std::chrono::hours(1);
+  for (const char* bad : {"[1, 2]", "{\"a\": 1} {\"b\": 2}", "{\"a\": }", "  "}) {
+    c.result.data_json = bad;
+    auto done = store->CompleteTasks(std::vector<TaskCompletion>{c});
+    EXPECT_EQ(done.status().code(), StatusCode::kInvalidArgument) << bad;
+  }
+  c.result.data_json = R"({"org": "x"})";
+  c.result.provenance.endpoint = std::string(
+      "http://127.0.0.1/a\xff"
+      "b\xc3");
+  c.result.provenance.adapter = "caf\xc3\xa9";
+  auto done = store->CompleteTasks(std::vector<TaskCompletion>{c});
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_EQ(*done, 1);
+  auto view = store->GetNode("ip", "10.7.0.1");
+  ASSERT_TRUE(view.ok() && view->has_value());
+  ASSERT_EQ((*view)->enrichments.size(), 1u);
+  auto props = nlohmann::json::parse((*view)->enrichments[0].props_json);
+  EXPECT_EQ(props["endpoint"],
+            "http://127.0.0.1/a\xef\xbf\xbd"
+            "b\xef\xbf\xbd");
+  EXPECT_EQ(props["adapter"], "caf\xc3\xa9");
+  EXPECT_EQ(props["data"]["org"], "x");
+  EXPECT_EQ(props["provider"], "asn");
+}
+
+// Planners in three store objects at once (each also planning on its second
+// connection): every (node, provider) gets exactly one task, whoever numbered the
+// providers or copied first, and the planned counts add up.
+TEST_F(PostgresStoreTest, ConcurrentPlannersCreateEachTaskOnce) {
+  constexpr int kNodes = 3000;
+  constexpr int kPlanners = 3;
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  std::vector<SourceNode> nodes;
+  for (int i = 0; i < kNodes; ++i) {
+    nodes.push_back({"ip", "10.2." + std::to_string(i / 256) + "." + std::to_string(i % 256)});
+  }
+  ASSERT_TRUE(store->UpsertSourceNodes(nodes).ok());
+  const std::vector<ProviderPlan> plans = {{"asn", {"ip"}}, {"geo", {"ip"}}, {"rdap", {"ip"}}};
+  std::vector<int64_t> planned(kPlanners, 0);
+  std::vector<std::string> errors(kPlanners);
+  std::vector<std::unique_ptr<GraphStore>> planners;
+  for (int i = 0; i < kPlanners; ++i) {
+    planners.push_back(Open());
+    ASSERT_NE(planners.back(), nullptr);
+  }
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kPlanners; ++i) {
+    threads.emplace_back([&, i] {
+      auto r = planners[i]->PlanDueTasks(plans, clock_.WallNow());
+      if (r.ok()) {
+        planned[i] = *r;
+      } else {
+        errors[i] = r.status().ToString();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  int64_t total = 0;
+  for (int i = 0; i < kPlanners; ++i) {
+    EXPECT_EQ(errors[i], "") << "planner " << i;
+    total += planned[i];
+  }
+  EXPECT_EQ(total, 3 * kNodes);
+  const std::string s = schema_->name();
+  EXPECT_EQ(Scalar("SELECT count(*) FROM " + s + ".tasks"), 3 * kNodes);
+  EXPECT_EQ(
+      Scalar("SELECT count(*) FROM (SELECT DISTINCT provider, node_id FROM " + s + ".tasks) d"),
+      3 * kNodes);
+  EXPECT_EQ(Scalar("SELECT count(*) FROM " + s + ".providers"), 3);
+  // Every task is queued exactly once: claiming drains them all.
+  ClaimRequest request;
+  request.lease_owner = "w";
+  request.now = clock_.WallNow();
+  request.max_tasks = 1000;
+  std::set<int64_t> seen;
+  for (;;) {
+    auto claimed = store->ClaimTasks(request);
+    ASSERT_TRUE(claimed.ok()) << claimed.status();
+    if (claimed->empty()) break;
+    for (const ClaimedTask& t : *claimed) EXPECT_TRUE(seen.insert(t.task_id).second);
+  }
+  EXPECT_EQ(seen.size(), static_cast<std::size_t>(3 * kNodes));
 }
 
 // ---- no server needed ------------------------------------------------------------------
