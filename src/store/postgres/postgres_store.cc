@@ -184,6 +184,19 @@ constexpr int kPlanChunkRows = 100000;
 constexpr int kQueueRowIds = 200;
 // New tasks after which planning refreshes the statistics of tasks and task_queue.
 constexpr int64_t kAnalyzeAfterPlanned = 1000;
+// The CTE "q" that files the tasks of relation REL (columns id, next_at) in task_queue:
+// up to kQueueRowIds ids a row per provider slot and due time, in id order. A macro, so
+// that the statements using it stay string literals.
+#define ENRICHD_FILE_IN_QUEUE(REL)                                                           \
+  "q AS (\n"                                                                                 \
+  "  INSERT INTO task_queue (slot, next_attempt_at, first_id, task_ids)\n"                   \
+  "  SELECT k.slot, k.next_at, min(k.id), array_agg(k.id ORDER BY k.id)\n"                   \
+  "  FROM (SELECT (id >> 48)::smallint AS slot, next_at, id,\n"                              \
+  "               row_number() OVER (PARTITION BY id >> 48, next_at ORDER BY id) - 1 AS i\n" \
+  "        FROM " REL                                                                        \
+  ") k\n"                                                                                    \
+  "  GROUP BY k.slot, k.next_at, k.i / 200)"
+
 // $1 provider, $2 label, $3 now, $4 the provider's slot << 48.
 constexpr const char* kPlanNewRacing = R"sql(
 WITH ins AS (
@@ -195,14 +208,8 @@ WITH ins AS (
     AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = $4::bigint + n.id)
   ORDER BY n.id
   ON CONFLICT (id) DO NOTHING
-  RETURNING id),
-q AS (
-  INSERT INTO task_queue (slot, next_attempt_at, first_id, task_ids)
-  SELECT k.slot, k.next_at, min(k.id), array_agg(k.id ORDER BY k.id)
-  FROM (SELECT (id >> 48)::smallint AS slot, $3 AS next_at, id,
-               row_number() OVER (PARTITION BY id >> 48, $3 ORDER BY id) - 1 AS i
-        FROM ins) k
-  GROUP BY k.slot, k.next_at, k.i / 200)
+  RETURNING id, next_attempt_at AS next_at),
+)sql" ENRICHD_FILE_IN_QUEUE("ins") R"sql(
 SELECT count(*) FROM ins)sql";
 
 // $1 provider names: gives each one without a slot the next free one. A concurrent
@@ -241,14 +248,8 @@ r AS (
                      updated_at = $2
   FROM ids
   WHERE t.id = ids.id AND t.status IN ('done', 'no_data') AND t.expires_at <= $2
-  RETURNING t.id, t.provider),
-q AS (
-  INSERT INTO task_queue (slot, next_attempt_at, first_id, task_ids)
-  SELECT k.slot, k.next_at, min(k.id), array_agg(k.id ORDER BY k.id)
-  FROM (SELECT (id >> 48)::smallint AS slot, $2 AS next_at, id,
-               row_number() OVER (PARTITION BY id >> 48, $2 ORDER BY id) - 1 AS i
-        FROM r) k
-  GROUP BY k.slot, k.next_at, k.i / 200),
+  RETURNING t.id, t.provider, t.next_attempt_at AS next_at),
+)sql" ENRICHD_FILE_IN_QUEUE("r") R"sql(,
 keep AS (
   INSERT INTO task_expiry (provider, expires_at, task_ids)
   SELECT k.provider, min(k.expires_at), array_agg(k.id)
@@ -380,14 +381,8 @@ r AS (
                      updated_at = (extract(epoch FROM now()) * 1000)::bigint
   FROM c
   WHERE t.id = c.task_id AND t.claim_seq = c.claim_seq AND t.status = c.running
-  RETURNING t.id, t.provider, t.next_attempt_at),
-q AS (
-  INSERT INTO task_queue (slot, next_attempt_at, first_id, task_ids)
-  SELECT k.slot, k.next_at, min(k.id), array_agg(k.id ORDER BY k.id)
-  FROM (SELECT (id >> 48)::smallint AS slot, next_attempt_at AS next_at, id,
-               row_number() OVER (PARTITION BY id >> 48, next_attempt_at ORDER BY id) - 1 AS i
-        FROM r) k
-  GROUP BY k.slot, k.next_at, k.i / 200)
+  RETURNING t.id, t.provider, t.next_attempt_at AS next_at),
+)sql" ENRICHD_FILE_IN_QUEUE("r") R"sql(
 SELECT count(*) FROM r)sql";
 
 // $1 ids, $2 claim seqs, $3 statuses, $4 reasons, $5 count attempt.
@@ -417,14 +412,8 @@ ids AS MATERIALIZED (SELECT DISTINCT unnest(b.task_ids) AS id FROM b),
 r AS (
   UPDATE tasks t SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL
   FROM ids WHERE t.id = ids.id AND t.status = 'running' AND t.lease_owner = $1
-  RETURNING t.id, t.provider, t.next_attempt_at),
-q AS (
-  INSERT INTO task_queue (slot, next_attempt_at, first_id, task_ids)
-  SELECT k.slot, k.next_at, min(k.id), array_agg(k.id ORDER BY k.id)
-  FROM (SELECT (id >> 48)::smallint AS slot, next_attempt_at AS next_at, id,
-               row_number() OVER (PARTITION BY id >> 48, next_attempt_at ORDER BY id) - 1 AS i
-        FROM r) k
-  GROUP BY k.slot, k.next_at, k.i / 200)
+  RETURNING t.id, t.provider, t.next_attempt_at AS next_at),
+)sql" ENRICHD_FILE_IN_QUEUE("r") R"sql(
 SELECT count(*) FROM r)sql";
 
 // $1 now: the batches whose earliest lease expired are taken; their tasks whose lease
@@ -437,14 +426,8 @@ r AS (
   UPDATE tasks t SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,
                      updated_at = $1
   FROM ids WHERE t.id = ids.id AND t.status = 'running' AND t.lease_expires_at < $1
-  RETURNING t.id, t.provider, t.next_attempt_at),
-q AS (
-  INSERT INTO task_queue (slot, next_attempt_at, first_id, task_ids)
-  SELECT k.slot, k.next_at, min(k.id), array_agg(k.id ORDER BY k.id)
-  FROM (SELECT (id >> 48)::smallint AS slot, next_attempt_at AS next_at, id,
-               row_number() OVER (PARTITION BY id >> 48, next_attempt_at ORDER BY id) - 1 AS i
-        FROM r) k
-  GROUP BY k.slot, k.next_at, k.i / 200),
+  RETURNING t.id, t.provider, t.next_attempt_at AS next_at),
+)sql" ENRICHD_FILE_IN_QUEUE("r") R"sql(,
 keep AS (
   INSERT INTO task_leases (lease_expires_at, lease_owner, task_ids)
   SELECT min(k.lease_expires_at), k.lease_owner, array_agg(k.id)
@@ -485,15 +468,10 @@ dead AS (
   UPDATE tasks SET status = 'pending', attempts = 0, next_attempt_at = $1, last_error = NULL,
                    updated_at = $1
   WHERE status = 'dead' AND ($2::text IS NULL OR provider = $2)
-  RETURNING id),
-q AS (
-  INSERT INTO task_queue (slot, next_attempt_at, first_id, task_ids)
-  SELECT k.slot, k.next_at, min(k.id), array_agg(k.id ORDER BY k.id)
-  FROM (SELECT (id >> 48)::smallint AS slot, $1 AS next_at, id,
-               row_number() OVER (PARTITION BY id >> 48, $1 ORDER BY id) - 1 AS i
-        FROM dead) k
-  GROUP BY k.slot, k.next_at, k.i / 200)
+  RETURNING id, next_attempt_at AS next_at),
+)sql" ENRICHD_FILE_IN_QUEUE("dead") R"sql(
 SELECT (SELECT count(*) FROM waiting) + (SELECT count(*) FROM dead))sql";
+#undef ENRICHD_FILE_IN_QUEUE
 
 constexpr const char* kCountGraph =
     "SELECT (SELECT count(*) FROM nodes), (SELECT count(*) FROM edges)";
