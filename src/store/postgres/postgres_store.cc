@@ -643,7 +643,7 @@ Result<UpsertStats> PostgresStore::UpsertSourceNodes(std::span<const SourceNode>
     }
     return out;
   };
-  auto done = [&](int64_t added) -> Result<UpsertStats> {
+  auto done = [&](int64_t added) {
     stats.added = added;
     stats.existing = static_cast<int64_t>(nodes.size()) - added;
     return stats;
@@ -679,51 +679,50 @@ Result<UpsertStats> PostgresStore::UpsertSourceNodes(std::span<const SourceNode>
   auto remember = [&] {
     for (const SourceNode* n : unique) stored_keys_.Add(n->label, n->key);
   };
+  // One try: look the keys of `probe` up (none: the batch is copied unchecked), copy the
+  // rest of the batch, commit. nullopt when a key stored by someone else made the copy
+  // fail (23505). With `learn`, what the look-up found decides whether the next batch
+  // may again look up only this object's own keys.
+  auto attempt = [&](std::span<const SourceNode* const> probe,
+                     bool learn) -> Result<std::optional<UpsertStats>> {
+    if (!probe.empty()) ENRICHD_RETURN_IF_ERROR(conn_->Exec(kIngestTempTables).status());
+    pg::Transaction txn(*conn_);
+    ENRICHD_RETURN_IF_ERROR(txn.Begin());
+    std::unordered_set<LabelKey, LabelKeyHash> found;
+    if (!probe.empty()) {
+      ENRICHD_RETURN_IF_ERROR(conn_->Exec(kIngestProbePlan).status());
+      ENRICHD_RETURN_IF_ERROR(look_up(probe, found));
+    }
+    if (learn) {
+      // A batch whose existing keys were all stored by this object: look up only those
+      // again from the next batch on.
+      ingest_expect_new_ = std::all_of(found.begin(), found.end(), [&](const LabelKey& k) {
+        return stored_keys_.MayContain(k.first, k.second);
+      });
+    }
+    const std::vector<const SourceNode*> fresh = found.empty() ? unique : without(found);
+    Status copied =
+        fresh.empty() ? Status::Ok() : conn_->CopyIn(kIngestCopy, copy_text(fresh, true));
+    if (!copied.ok()) {
+      if (conn_->last_sqlstate() != "23505") return copied;
+      return std::optional<UpsertStats>();
+    }
+    ENRICHD_RETURN_IF_ERROR(txn.Commit());
+    remember();
+    return std::optional<UpsertStats>(done(static_cast<int64_t>(fresh.size())));
+  };
   if (ingest_expect_new_) {
     std::vector<const SourceNode*> suspects;
     for (const SourceNode* n : unique) {
       if (stored_keys_.MayContain(n->label, n->key)) suspects.push_back(n);
     }
-    if (!suspects.empty()) ENRICHD_RETURN_IF_ERROR(conn_->Exec(kIngestTempTables).status());
-    pg::Transaction txn(*conn_);
-    ENRICHD_RETURN_IF_ERROR(txn.Begin());
-    std::unordered_set<LabelKey, LabelKeyHash> found;
-    if (!suspects.empty()) {
-      ENRICHD_RETURN_IF_ERROR(conn_->Exec(kIngestProbePlan).status());
-      ENRICHD_RETURN_IF_ERROR(look_up(suspects, found));
-    }
-    const std::vector<const SourceNode*> fresh = found.empty() ? unique : without(found);
-    Status copied =
-        fresh.empty() ? Status::Ok() : conn_->CopyIn(kIngestCopy, copy_text(fresh, true));
-    if (copied.ok()) {
-      ENRICHD_RETURN_IF_ERROR(txn.Commit());
-      remember();
-      return done(static_cast<int64_t>(fresh.size()));
-    }
-    if (conn_->last_sqlstate() != "23505") return copied;
+    ENRICHD_ASSIGN_OR_RETURN(std::optional<UpsertStats> added, attempt(suspects, false));
+    if (added) return *added;
     ingest_expect_new_ = false;
   }
-  ENRICHD_RETURN_IF_ERROR(conn_->Exec(kIngestTempTables).status());
   {
-    pg::Transaction txn(*conn_);
-    ENRICHD_RETURN_IF_ERROR(txn.Begin());
-    ENRICHD_RETURN_IF_ERROR(conn_->Exec(kIngestProbePlan).status());
-    std::unordered_set<LabelKey, LabelKeyHash> found;
-    ENRICHD_RETURN_IF_ERROR(look_up(unique, found));
-    const std::vector<const SourceNode*> fresh = found.empty() ? unique : without(found);
-    // A batch whose existing keys were all stored by this object: look up only those
-    // again from the next batch on.
-    ingest_expect_new_ = std::all_of(found.begin(), found.end(), [&](const LabelKey& k) {
-      return stored_keys_.MayContain(k.first, k.second);
-    });
-    Status copied =
-        fresh.empty() ? Status::Ok() : conn_->CopyIn(kIngestCopy, copy_text(fresh, true));
-    if (copied.ok()) {
-      ENRICHD_RETURN_IF_ERROR(txn.Commit());
-      remember();
-      return done(static_cast<int64_t>(fresh.size()));
-    }
-    if (conn_->last_sqlstate() != "23505") return copied;
+    ENRICHD_ASSIGN_OR_RETURN(std::optional<UpsertStats> added, attempt(unique, true));
+    if (added) return *added;
   }
   // A concurrent ingester committed one of these keys after the probe: insert through
   // the staging table, skipping conflicts.

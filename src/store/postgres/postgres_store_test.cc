@@ -21,6 +21,15 @@ namespace {
 
 using pg::TestSchema;
 
+// n distinct "ip" source nodes: prefix + "a.b" (e.g. "10.1." -> 10.1.0.0 ... 10.1.3.231).
+std::vector<SourceNode> IpNodes(const std::string& prefix, int n) {
+  std::vector<SourceNode> nodes;
+  for (int i = 0; i < n; ++i) {
+    nodes.push_back({"ip", prefix + std::to_string(i / 256) + "." + std::to_string(i % 256)});
+  }
+  return nodes;
+}
+
 class PostgresStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -339,11 +348,7 @@ TEST_F(PostgresStoreTest, FourConnectionsClaimAndCompleteEveryTaskExactlyOnce) {
   constexpr int kWorkers = 4;
   auto store = Open();
   ASSERT_NE(store, nullptr);
-  std::vector<SourceNode> nodes;
-  for (int i = 0; i < kNodes; ++i) {
-    nodes.push_back({"ip", "10.1." + std::to_string(i / 256) + "." + std::to_string(i % 256)});
-  }
-  ASSERT_TRUE(store->UpsertSourceNodes(nodes).ok());
+  ASSERT_TRUE(store->UpsertSourceNodes(IpNodes("10.1.", kNodes)).ok());
   auto planned = store->PlanDueTasks(std::vector<ProviderPlan>{{"asn", {"ip"}}, {"geo", {"ip"}}},
                                      clock_.WallNow());
   ASSERT_TRUE(planned.ok()) << planned.status();
@@ -625,11 +630,7 @@ TEST_F(PostgresStoreTest, ConcurrentPlannersCreateEachTaskOnce) {
   constexpr int kPlanners = 3;
   auto store = Open();
   ASSERT_NE(store, nullptr);
-  std::vector<SourceNode> nodes;
-  for (int i = 0; i < kNodes; ++i) {
-    nodes.push_back({"ip", "10.2." + std::to_string(i / 256) + "." + std::to_string(i % 256)});
-  }
-  ASSERT_TRUE(store->UpsertSourceNodes(nodes).ok());
+  ASSERT_TRUE(store->UpsertSourceNodes(IpNodes("10.2.", kNodes)).ok());
   const std::vector<ProviderPlan> plans = {{"asn", {"ip"}}, {"geo", {"ip"}}, {"rdap", {"ip"}}};
   std::vector<int64_t> planned(kPlanners, 0);
   std::vector<std::string> errors(kPlanners);
