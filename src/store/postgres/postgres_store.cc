@@ -438,14 +438,18 @@ keep AS (
   GROUP BY k.lease_owner, k.i / 200)
 SELECT count(*) FROM r)sql";
 
+// The CTEs "w" and "wid" that make the queue rows waiting for a retry ($1 now, $2
+// provider or NULL) due now; wid holds their task ids.
+#define ENRICHD_WAITING_DUE_NOW                                                               \
+  "WITH w AS (\n"                                                                             \
+  "  UPDATE task_queue SET next_attempt_at = $1\n"                                            \
+  "  WHERE next_attempt_at > $1\n"                                                            \
+  "    AND ($2::text IS NULL OR slot = (SELECT p.slot FROM providers p WHERE p.name = $2))\n" \
+  "  RETURNING task_ids),\n"                                                                  \
+  "wid AS (SELECT unnest(w.task_ids) AS task_id FROM w),\n"
+
 // $1 now, $2 provider or NULL: pending tasks waiting for a retry become due now.
-constexpr const char* kRequeueWaiting = R"sql(
-WITH w AS (
-  UPDATE task_queue SET next_attempt_at = $1
-  WHERE next_attempt_at > $1
-    AND ($2::text IS NULL OR slot = (SELECT p.slot FROM providers p WHERE p.name = $2))
-  RETURNING task_ids),
-wid AS (SELECT unnest(w.task_ids) AS task_id FROM w),
+constexpr const char* kRequeueWaiting = ENRICHD_WAITING_DUE_NOW R"sql(
 r AS (
   UPDATE tasks t SET next_attempt_at = $1, updated_at = $1
   FROM wid WHERE t.id = wid.task_id AND t.status = 'pending'
@@ -453,13 +457,7 @@ r AS (
 SELECT count(*) FROM r)sql";
 
 // The same, with attempts reset, and dead tasks back to the queue.
-constexpr const char* kRequeueDead = R"sql(
-WITH w AS (
-  UPDATE task_queue SET next_attempt_at = $1
-  WHERE next_attempt_at > $1
-    AND ($2::text IS NULL OR slot = (SELECT p.slot FROM providers p WHERE p.name = $2))
-  RETURNING task_ids),
-wid AS (SELECT unnest(w.task_ids) AS task_id FROM w),
+constexpr const char* kRequeueDead = ENRICHD_WAITING_DUE_NOW R"sql(
 waiting AS (
   UPDATE tasks t SET attempts = 0, next_attempt_at = $1, last_error = NULL, updated_at = $1
   FROM wid WHERE t.id = wid.task_id AND t.status = 'pending'
@@ -472,6 +470,7 @@ dead AS (
 )sql" ENRICHD_FILE_IN_QUEUE("dead") R"sql(
 SELECT (SELECT count(*) FROM waiting) + (SELECT count(*) FROM dead))sql";
 #undef ENRICHD_FILE_IN_QUEUE
+#undef ENRICHD_WAITING_DUE_NOW
 
 constexpr const char* kCountGraph =
     "SELECT (SELECT count(*) FROM nodes), (SELECT count(*) FROM edges)";
